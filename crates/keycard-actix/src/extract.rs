@@ -1,0 +1,97 @@
+//! The [`Claims<T>`] and [`Authenticated`] extractors.
+
+use std::fmt;
+use std::future::{ready, Ready};
+use std::ops::{Deref, DerefMut};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};
+use serde::de::DeserializeOwned;
+
+/// The verified claims of the request's token, deserialized into `T`.
+///
+/// `Option<Claims<T>>` is `None` on an anonymous request let through by
+/// [`crate::JwtAuth::optional`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Claims<T>(pub T);
+
+impl<T> Deref for Claims<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Claims<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+/// The whole [`Verified`] token.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Verified);
+
+impl Deref for Authenticated {
+    type Target = Verified;
+    fn deref(&self) -> &Verified {
+        &self.0
+    }
+}
+
+/// The error of keycard's extractors, answered with the core's status and
+/// challenge.
+#[derive(Debug, Clone)]
+pub struct AuthRejection(pub AuthError);
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl ResponseError for AuthRejection {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.0.status())
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::error_response(&self.0)
+    }
+}
+
+fn verified(req: &HttpRequest) -> Result<Verified, AuthError> {
+    let ext = req.extensions();
+    if let Some(v) = ext.get::<Verified>() {
+        return Ok(v.clone());
+    }
+    Err(match ext.get::<Anonymous>() {
+        Some(anon) => anon.missing(),
+        None => AuthError::new(AuthErrorKind::LayerMissing)
+            .with_detail("wrap the app or scope with keycard's JwtAuth middleware"),
+    })
+}
+
+impl<T: DeserializeOwned> FromRequest for Claims<T> {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            verified(req)
+                .and_then(|v| v.claims().map(Claims))
+                .map_err(AuthRejection),
+        )
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(verified(req).map(Authenticated).map_err(AuthRejection))
+    }
+}

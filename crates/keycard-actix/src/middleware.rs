@@ -1,0 +1,284 @@
+//! The [`JwtAuth`] and [`RequireRoles`] middleware.
+
+use std::fmt;
+use std::future::{ready, Ready};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::{Error, HttpMessage, HttpResponse};
+use futures_util::future::LocalBoxFuture;
+use keycard_core::{
+    Anonymous, Attempt, AuthError, AuthErrorKind, AuthMode, RoleRequirement, Verified, Verifier,
+};
+
+use crate::ActixHeaders;
+
+type RejectFn = Arc<dyn Fn(&AuthError) -> HttpResponse + Send + Sync>;
+
+fn default_reject() -> RejectFn {
+    Arc::new(crate::error_response)
+}
+
+/// Middleware that authenticates every request with a [`Verifier`]:
+/// `App::new().wrap(JwtAuth::new(verifier))`.
+///
+/// A verified request carries a [`Verified`] in its extensions; a refused one
+/// is answered without reaching the handler.
+#[derive(Clone)]
+#[must_use]
+pub struct JwtAuth {
+    verifier: Verifier,
+    mode: AuthMode,
+    reject: RejectFn,
+}
+
+impl fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("verifier", &self.verifier)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtAuth {
+    /// Require a valid token on every request.
+    pub fn new(verifier: impl Into<Verifier>) -> Self {
+        Self {
+            verifier: verifier.into(),
+            mode: AuthMode::Required,
+            reject: default_reject(),
+        }
+    }
+
+    /// Let requests without any token through as anonymous; a bad token is
+    /// still refused.
+    pub fn optional(mut self) -> Self {
+        self.mode = AuthMode::Optional;
+        self
+    }
+
+    /// Answer refused requests with `reject` instead of the default.
+    pub fn with_rejection(
+        mut self,
+        reject: impl Fn(&AuthError) -> HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.reject = Arc::new(reject);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for JwtAuth
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = JwtAuthMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(JwtAuthMiddleware {
+            service: Rc::new(service),
+            config: self.clone(),
+        }))
+    }
+}
+
+/// The service produced by [`JwtAuth`].
+pub struct JwtAuthMiddleware<S> {
+    service: Rc<S>,
+    config: JwtAuth,
+}
+
+impl<S> fmt::Debug for JwtAuthMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthMiddleware")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn admit(req: &ServiceRequest, verified: Option<Verified>, verifier: &Verifier) {
+    match verified {
+        Some(v) => {
+            req.extensions_mut().insert(v);
+        }
+        None => {
+            req.extensions_mut()
+                .insert(Anonymous::new(verifier.realm().clone()));
+        }
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for JwtAuthMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let cfg = &self.config;
+        let attempt = cfg.verifier.authenticate_now(&ActixHeaders(req.headers()));
+        match attempt {
+            Attempt::Done(result) => match cfg.mode.apply(result) {
+                Ok(verified) => {
+                    admit(&req, verified, &cfg.verifier);
+                    let fut = self.service.call(req);
+                    Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+                }
+                Err(e) => {
+                    let res = req.into_response((cfg.reject)(&e)).map_into_right_body();
+                    Box::pin(ready(Ok(res)))
+                }
+            },
+            Attempt::Pending(pending) => {
+                let service = Rc::clone(&self.service);
+                let cfg = cfg.clone();
+                Box::pin(async move {
+                    match cfg.mode.apply(pending.finish().await) {
+                        Ok(verified) => {
+                            admit(&req, verified, &cfg.verifier);
+                            service.call(req).await.map(ServiceResponse::map_into_left_body)
+                        }
+                        Err(e) => Ok(req.into_response((cfg.reject)(&e)).map_into_right_body()),
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// Middleware that answers 403 `insufficient_scope` unless the caller holds
+/// the required roles. Wrap it inside [`JwtAuth`] (actix runs the last
+/// `wrap` first, so register `JwtAuth` after `RequireRoles`, or put
+/// `RequireRoles` on an inner scope).
+#[derive(Clone)]
+#[must_use]
+pub struct RequireRoles {
+    requirement: RoleRequirement,
+    reject: RejectFn,
+}
+
+impl fmt::Debug for RequireRoles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireRoles")
+            .field("requirement", &self.requirement)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequireRoles {
+    /// Require at least one of `roles`.
+    pub fn any_of<I, S>(roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(RoleRequirement::any_of(roles))
+    }
+
+    /// Require every one of `roles`.
+    pub fn all_of<I, S>(roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(RoleRequirement::all_of(roles))
+    }
+
+    /// Require `requirement`.
+    pub fn new(requirement: RoleRequirement) -> Self {
+        Self {
+            requirement,
+            reject: default_reject(),
+        }
+    }
+
+    /// Answer refused requests with `reject` instead of the default.
+    pub fn with_rejection(
+        mut self,
+        reject: impl Fn(&AuthError) -> HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.reject = Arc::new(reject);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequireRoles
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireRolesMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequireRolesMiddleware {
+            service,
+            config: self.clone(),
+        }))
+    }
+}
+
+/// The service produced by [`RequireRoles`].
+pub struct RequireRolesMiddleware<S> {
+    service: S,
+    config: RequireRoles,
+}
+
+impl<S> fmt::Debug for RequireRolesMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireRolesMiddleware")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for RequireRolesMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let check = {
+            let ext = req.extensions();
+            match ext.get::<Verified>() {
+                Some(v) => self.config.requirement.check(v),
+                None => Err(match ext.get::<Anonymous>() {
+                    Some(anon) => anon.missing(),
+                    None => AuthError::new(AuthErrorKind::LayerMissing)
+                        .with_detail("RequireRoles needs keycard's JwtAuth middleware around it"),
+                }),
+            }
+        };
+        match check {
+            Ok(()) => {
+                let fut = self.service.call(req);
+                Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+            }
+            Err(e) => {
+                let res = req.into_response((self.config.reject)(&e)).map_into_right_body();
+                Box::pin(ready(Ok(res)))
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! axum integration for keycard: put [`JwtAuth`] on a router and take
+//! [`Claims<T>`] in handlers.
+//!
+//! ```
+//! use axum::{body::Body, http::{Request, StatusCode}, routing::get, Router};
+//! use keycard_axum::{Claims, JwtAuth};
+//! use keycard_core::{Key, Verifier};
+//! use tower::ServiceExt;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct MyClaims { sub: String }
+//!
+//! async fn me(Claims(c): Claims<MyClaims>) -> String { c.sub }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let verifier = Verifier::builder()
+//!     .key(Key::hs256(b"an-example-secret-of-32-bytes-or-more")?)
+//!     .build()?;
+//! let app = Router::new().route("/me", get(me)).layer(JwtAuth::new(verifier));
+//!
+//! let res = app.oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! `Option<Claims<T>>` is `None` when an [`JwtAuth::optional`] layer let an
+//! anonymous request through; a bad token is refused by the layer before
+//! any handler runs. Without the layer, the extractor answers 500 with a
+//! message naming the missing layer.
+
+use std::ops::{Deref, DerefMut};
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};
+use serde::de::DeserializeOwned;
+
+pub use keycard_tower::{
+    error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles,
+};
+
+/// The verified claims of the request's token, deserialized into `T`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Claims<T>(pub T);
+
+impl<T> Deref for Claims<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Claims<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+/// The whole [`Verified`] token (registered claims, roles, raw payload).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Verified);
+
+impl Deref for Authenticated {
+    type Target = Verified;
+    fn deref(&self) -> &Verified {
+        &self.0
+    }
+}
+
+/// The rejection of keycard's extractors: the core's status, challenge and
+/// JSON body.
+#[derive(Debug, Clone)]
+pub struct AuthRejection(pub AuthError);
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        error_response(self.0)
+    }
+}
+
+fn layer_missing() -> AuthError {
+    AuthError::new(AuthErrorKind::LayerMissing)
+        .with_detail("add keycard's JwtAuth layer with Router::layer or route_layer")
+}
+
+/// `Ok(Some)` verified, `Ok(None)` anonymous, `Err` no layer ran.
+fn lookup(parts: &Parts) -> Result<Option<&Verified>, AuthError> {
+    if let Some(v) = parts.extensions.get::<Verified>() {
+        return Ok(Some(v));
+    }
+    if parts.extensions.get::<Anonymous>().is_some() {
+        return Ok(None);
+    }
+    Err(layer_missing())
+}
+
+fn anonymous_error(parts: &Parts) -> AuthError {
+    parts
+        .extensions
+        .get::<Anonymous>()
+        .map_or_else(layer_missing, Anonymous::missing)
+}
+
+impl<T, S> FromRequestParts<S> for Claims<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match lookup(parts).map_err(AuthRejection)? {
+            Some(v) => v.claims().map(Claims).map_err(AuthRejection),
+            None => Err(AuthRejection(anonymous_error(parts))),
+        }
+    }
+}
+
+impl<T, S> OptionalFromRequestParts<S> for Claims<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match lookup(parts).map_err(AuthRejection)? {
+            Some(v) => v.claims().map(|c| Some(Claims(c))).map_err(AuthRejection),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match lookup(parts).map_err(AuthRejection)? {
+            Some(v) => Ok(Authenticated(v.clone())),
+            None => Err(AuthRejection(anonymous_error(parts))),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(lookup(parts)
+            .map_err(AuthRejection)?
+            .map(|v| Authenticated(v.clone())))
+    }
+}

@@ -1,0 +1,371 @@
+//! The one error model: what went wrong, and the single place that decides
+//! which HTTP status and RFC 6750 challenge it becomes.
+//!
+//! Adapters never choose a status or build a challenge themselves; they ask an
+//! [`AuthError`] for [`AuthError::status`], [`AuthError::www_authenticate`] and
+//! [`AuthError::body`].
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a request was not authenticated.
+///
+/// The list grows as keycard learns new checks, so match with a wildcard arm.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthErrorKind {
+    /// No credentials were sent (401, challenge without an error code).
+    Missing,
+    /// The request carrying the token is malformed: two `Authorization`
+    /// headers, an empty or non-b64token Bearer value, duplicate auth cookies,
+    /// or a token sent by more than one method (400 `invalid_request`).
+    MalformedRequest,
+    /// The token is not a well-formed compact JWS (401 `invalid_token`).
+    MalformedToken,
+    /// The token is larger than the configured cap (401 `invalid_token`).
+    TokenTooLarge,
+    /// The token header uses something keycard refuses: `crit`, `enc`,
+    /// `zip`, a nested token (`cty: JWT`) (401 `invalid_token`).
+    UnsupportedHeader,
+    /// No configured key matches the token's `kid` and `alg` (401).
+    UnknownKey,
+    /// The signature does not verify (401 `invalid_token`).
+    BadSignature,
+    /// `exp` is in the past (beyond the leeway) (401 `invalid_token`).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway) (401 `invalid_token`).
+    NotYetValid,
+    /// `iat` is in the future, or `exp - iat` exceeds the maximum lifetime.
+    InvalidLifetime,
+    /// A required claim is absent (401 `invalid_token`).
+    MissingClaim,
+    /// A registered claim has the wrong JSON type (401 `invalid_token`).
+    InvalidClaimType,
+    /// `iss` is not an accepted issuer (401 `invalid_token`).
+    WrongIssuer,
+    /// `aud` names none of the accepted audiences (401 `invalid_token`).
+    WrongAudience,
+    /// The token is of the wrong type, e.g. a refresh token used as an
+    /// access token (401 `invalid_token`).
+    WrongTokenType,
+    /// The token, its family or its subject was revoked (401 `invalid_token`).
+    Revoked,
+    /// The token is valid but lacks a required role or scope
+    /// (403 `insufficient_scope`).
+    InsufficientRole,
+    /// A cookie-authenticated unsafe request came from another site (403).
+    CrossSiteRequest,
+    /// A store that a check needs (revocation, refresh) cannot answer and the
+    /// policy is fail-closed (503).
+    StoreUnavailable,
+    /// The keys needed to verify the token cannot be obtained right now (503).
+    KeysUnavailable,
+    /// No authentication layer ran before an extractor that needs one (500).
+    LayerMissing,
+}
+
+impl AuthErrorKind {
+    /// The short, stable, non-sensitive sentence used as `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Missing => "no credentials were sent",
+            Self::MalformedRequest => "the request carrying the token is malformed",
+            Self::MalformedToken => "the token is malformed",
+            Self::TokenTooLarge => "the token is too large",
+            Self::UnsupportedHeader => "the token header is not supported",
+            Self::UnknownKey => "the token was signed by an unknown key",
+            Self::BadSignature => "the token signature is invalid",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::InvalidLifetime => "the token lifetime is invalid",
+            Self::MissingClaim => "the token lacks a required claim",
+            Self::InvalidClaimType => "a token claim has the wrong type",
+            Self::WrongIssuer => "the token issuer is not accepted",
+            Self::WrongAudience => "the token audience is not accepted",
+            Self::WrongTokenType => "the token is not of the expected type",
+            Self::Revoked => "the token has been revoked",
+            Self::InsufficientRole => "the token lacks a required role",
+            Self::CrossSiteRequest => "cross-site request refused",
+            Self::StoreUnavailable => "the authentication store is unavailable",
+            Self::KeysUnavailable => "the verification keys are unavailable",
+            Self::LayerMissing => "the keycard JwtAuth layer is missing for this route",
+        }
+    }
+
+    /// The RFC 6750 error code, if this kind has one.
+    pub fn error_code(self) -> Option<&'static str> {
+        match self {
+            Self::Missing
+            | Self::CrossSiteRequest
+            | Self::StoreUnavailable
+            | Self::KeysUnavailable
+            | Self::LayerMissing => None,
+            Self::MalformedRequest => Some("invalid_request"),
+            Self::InsufficientRole => Some("insufficient_scope"),
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// The HTTP status code for this kind.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::MalformedRequest => 400,
+            Self::InsufficientRole | Self::CrossSiteRequest => 403,
+            Self::StoreUnavailable | Self::KeysUnavailable => 503,
+            Self::LayerMissing => 500,
+            _ => 401,
+        }
+    }
+}
+
+/// An authentication failure that knows its HTTP status and challenge.
+///
+/// Its `Display` and body never contain the token or key material.
+#[derive(Clone)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    realm: Option<Arc<str>>,
+    scope: Option<Arc<str>>,
+    detail: Option<Cow<'static, str>>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl AuthError {
+    /// A new error of this kind.
+    pub fn new(kind: AuthErrorKind) -> Self {
+        Self {
+            kind,
+            realm: None,
+            scope: None,
+            detail: None,
+            source: None,
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// Attach the realm used in the `WWW-Authenticate` challenge.
+    #[must_use]
+    pub fn with_realm(mut self, realm: Arc<str>) -> Self {
+        self.realm = Some(realm);
+        self
+    }
+
+    /// Attach the scope that was required (for `insufficient_scope`).
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<Arc<str>>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Attach an internal detail for logs (never sent to clients).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Attach the underlying cause (available through `source()`, never sent
+    /// to clients).
+    #[must_use]
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The internal detail, for logs.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The scope that was required, for `insufficient_scope` errors.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The HTTP status code: 400, 401, 403, 500 or 503.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The value of the `WWW-Authenticate` header (RFC 6750 §3), or `None`
+    /// for statuses that carry no Bearer challenge (500, 503, CSRF 403).
+    pub fn www_authenticate(&self) -> Option<String> {
+        let status = self.status();
+        if !matches!(status, 400 | 401 | 403) || self.kind == AuthErrorKind::CrossSiteRequest {
+            return None;
+        }
+        let mut out = String::from("Bearer realm=\"");
+        push_quoted(&mut out, self.realm.as_deref().unwrap_or(DEFAULT_REALM));
+        out.push('"');
+        if let Some(code) = self.kind.error_code() {
+            out.push_str(", error=\"");
+            out.push_str(code);
+            out.push_str("\", error_description=\"");
+            out.push_str(self.kind.description());
+            out.push('"');
+        }
+        if let (AuthErrorKind::InsufficientRole, Some(scope)) = (self.kind, &self.scope) {
+            out.push_str(", scope=\"");
+            push_quoted(&mut out, scope);
+            out.push('"');
+        }
+        Some(out)
+    }
+
+    /// A small JSON body: `{"error": "...", "error_description": "..."}`.
+    pub fn body(&self) -> String {
+        let code = self.kind.error_code().unwrap_or(match self.kind {
+            AuthErrorKind::Missing => "unauthorized",
+            AuthErrorKind::CrossSiteRequest => "forbidden",
+            AuthErrorKind::LayerMissing => "server_error",
+            _ => "temporarily_unavailable",
+        });
+        serde_json::json!({
+            "error": code,
+            "error_description": self.kind.description(),
+        })
+        .to_string()
+    }
+}
+
+/// The realm used when none is configured.
+pub const DEFAULT_REALM: &str = "keycard";
+
+/// Quoted-string content: drop what cannot appear in one (quotes, backslashes
+/// and control characters) rather than escape it, so a realm can never break
+/// out of the header.
+fn push_quoted(out: &mut String, value: &str) {
+    out.extend(
+        value
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control()),
+    );
+}
+
+impl From<AuthErrorKind> for AuthError {
+    fn from(kind: AuthErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("detail", &self.detail)
+            .field("scope", &self.scope)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.description())?;
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for AuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A configuration mistake found when building a verifier, issuer or store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No verification key was configured.
+    #[error("no verification key configured")]
+    NoKey,
+    /// An HMAC secret is shorter than the hash output.
+    #[error("{alg:?} needs a secret of at least {min} bytes, got {got}")]
+    WeakSecret {
+        /// The algorithm.
+        alg: crate::Algorithm,
+        /// Minimum length in bytes.
+        min: usize,
+        /// Given length in bytes.
+        got: usize,
+    },
+    /// An RSA key is shorter than 2048 bits.
+    #[error("RSA keys must have at least 2048 bits, got {0}")]
+    WeakRsaKey(usize),
+    /// The key does not fit the algorithm (wrong family or curve).
+    #[error("key does not match algorithm {0:?}")]
+    KeyAlgorithmMismatch(crate::Algorithm),
+    /// The key material could not be parsed.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// Two keys share a `kid`.
+    #[error("duplicate key id {0:?}")]
+    DuplicateKid(String),
+    /// A setting is out of its allowed range.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+    /// No crypto backend feature is enabled.
+    #[error("no crypto backend: enable the `aws-lc-rs` or `rust-crypto` feature")]
+    NoCryptoBackend,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_has_no_error_code() {
+        let e = AuthError::new(AuthErrorKind::Missing);
+        assert_eq!(e.status(), 401);
+        assert_eq!(
+            e.www_authenticate().unwrap(),
+            "Bearer realm=\"keycard\""
+        );
+    }
+
+    #[test]
+    fn mapping_is_rfc6750() {
+        let cases = [
+            (AuthErrorKind::MalformedRequest, 400, Some("invalid_request")),
+            (AuthErrorKind::Expired, 401, Some("invalid_token")),
+            (AuthErrorKind::BadSignature, 401, Some("invalid_token")),
+            (AuthErrorKind::InsufficientRole, 403, Some("insufficient_scope")),
+            (AuthErrorKind::StoreUnavailable, 503, None),
+        ];
+        for (kind, status, code) in cases {
+            let e = AuthError::new(kind);
+            assert_eq!(e.status(), status, "{kind:?}");
+            let header = e.www_authenticate();
+            match code {
+                Some(code) => assert!(header.unwrap().contains(&format!("error=\"{code}\""))),
+                None => assert!(header.is_none()),
+            }
+        }
+    }
+
+    #[test]
+    fn scope_and_realm_are_sanitised() {
+        let e = AuthError::new(AuthErrorKind::InsufficientRole)
+            .with_realm(Arc::from("my \"realm\"\r\n"))
+            .with_scope("admin");
+        let h = e.www_authenticate().unwrap();
+        assert_eq!(
+            h,
+            "Bearer realm=\"my realm\", error=\"insufficient_scope\", \
+             error_description=\"the token lacks a required role\", scope=\"admin\""
+        );
+        let body: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
+        assert_eq!(body["error"], "insufficient_scope");
+    }
+}

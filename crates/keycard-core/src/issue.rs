@@ -1,0 +1,394 @@
+//! Issuing tokens: signing keys and the [`TokenIssuer`] that stamps every
+//! registered claim and keeps access and refresh tokens apart by `typ`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::ConfigError;
+use crate::key::{ensure_crypto, family, min_hmac_len, Family, Key};
+use crate::verify::{now_secs, TokenType, VerifierBuilder};
+
+/// A private signing key with its algorithm and optional `kid`.
+///
+/// `Debug` never prints key material.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Arc<str>>,
+    pub(crate) key: EncodingKey,
+    pub(crate) public: Key,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// An HMAC signing key; the secret must be at least as long as the hash.
+    pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let public = Key::hmac(alg, secret.as_ref())?;
+        let _ = min_hmac_len(alg);
+        Ok(Self {
+            alg,
+            kid: None,
+            key: EncodingKey::from_secret(secret.as_ref()),
+            public,
+        })
+    }
+
+    /// Shorthand for [`SigningKey::hmac`] with HS256.
+    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        Self::hmac(Algorithm::HS256, secret)
+    }
+
+    /// A private key in PEM form (PKCS#8, or PKCS#1 for RSA; SEC1 or PKCS#8
+    /// for EC) for an RSA, EC or EdDSA algorithm.
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        ensure_crypto()?;
+        let pem = pem.as_ref();
+        let key = match family(alg)? {
+            Family::Rsa => EncodingKey::from_rsa_pem(pem),
+            Family::Ec => EncodingKey::from_ec_pem(pem),
+            Family::Ed => EncodingKey::from_ed_pem(pem),
+        }
+        .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        Self::from_encoding_key(alg, key)
+    }
+
+    /// A private key in DER form (PKCS#1 for RSA, PKCS#8 for EC and EdDSA).
+    pub fn from_der(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        ensure_crypto()?;
+        let der = der.as_ref();
+        let key = match family(alg)? {
+            Family::Rsa => EncodingKey::from_rsa_der(der),
+            Family::Ec => EncodingKey::from_ec_der(der),
+            Family::Ed => EncodingKey::from_ed_der(der),
+        };
+        Self::from_encoding_key(alg, key)
+    }
+
+    fn from_encoding_key(alg: Algorithm, key: EncodingKey) -> Result<Self, ConfigError> {
+        let jwk = Jwk::from_encoding_key(&key, alg).map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        let public = Key::checked(alg, decoding)?;
+        Ok(Self {
+            alg,
+            kid: None,
+            key,
+            public,
+        })
+    }
+
+    /// Set the `kid` stamped on every token this key signs.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl AsRef<str>) -> Self {
+        let kid: Arc<str> = Arc::from(kid.as_ref());
+        self.public.kid = Some(kid.clone());
+        self.kid = Some(kid);
+        self
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The key that verifies this key's signatures (the public half, or the
+    /// same secret for HMAC).
+    pub fn verification_key(&self) -> Key {
+        self.public.clone()
+    }
+
+    /// Sign `claims` with this key and a header of the given `typ`.
+    pub fn sign(&self, typ: &str, claims: &Map<String, Value>) -> Result<String, IssueError> {
+        let mut header = Header::new(self.alg);
+        header.typ = Some(typ.to_owned());
+        header.kid = self.kid.as_deref().map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| IssueError::Sign(e.to_string()))
+    }
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The user claims did not serialize to a JSON object.
+    #[error("claims must serialize to a JSON object: {0}")]
+    Claims(String),
+    /// The signing backend failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+    /// A store needed for issuing failed.
+    #[error(transparent)]
+    Store(#[from] crate::revocation::StoreError),
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`.
+    pub expires_at: i64,
+    /// Seconds from issue to expiry.
+    pub expires_in: u64,
+}
+
+struct IssuerSettings {
+    signing: SigningKey,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    session_ttl: Duration,
+}
+
+/// Signs access and refresh tokens. Cheap to clone.
+///
+/// ```
+/// use keycard_core::{SigningKey, TokenIssuer, TokenType};
+///
+/// let issuer = TokenIssuer::builder(SigningKey::hs256(b"an-example-secret-of-32-bytes-or-more")?)
+///     .issuer("https://auth.example.com")
+///     .audience("orders-api")
+///     .build()?;
+/// let access = issuer.issue(TokenType::Access, "alice", None, &serde_json::json!({"roles": ["user"]}))?;
+/// let verifier = issuer.verifier().build()?;
+/// let verified = futures_executor_block_on(verifier.verify(&access.token))?;
+/// assert_eq!(verified.subject(), Some("alice"));
+/// # fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TokenIssuer(Arc<IssuerSettings>);
+
+impl fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("signing", &self.0.signing)
+            .field("issuer", &self.0.issuer)
+            .field("audiences", &self.0.audiences)
+            .field("access_ttl", &self.0.access_ttl)
+            .field("refresh_ttl", &self.0.refresh_ttl)
+            .finish()
+    }
+}
+
+/// The default access-token lifetime: 15 minutes.
+pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+/// The default refresh-token lifetime: 7 days.
+pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The default absolute session lifetime: 30 days.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl TokenIssuer {
+    /// Start configuring an issuer that signs with `key`.
+    pub fn builder(key: SigningKey) -> TokenIssuerBuilder {
+        TokenIssuerBuilder {
+            signing: key,
+            issuer: None,
+            audiences: Vec::new(),
+            access_ttl: DEFAULT_ACCESS_TTL,
+            refresh_ttl: DEFAULT_REFRESH_TTL,
+            session_ttl: DEFAULT_SESSION_TTL,
+        }
+    }
+
+    /// Issue a token of type `kind` for `sub`, in session `sid` (if any),
+    /// carrying the user's own `claims` (any `Serialize` type that is a JSON
+    /// object). Registered claims are always stamped by the issuer and
+    /// override same-named user claims.
+    pub fn issue<C: Serialize + ?Sized>(
+        &self,
+        kind: TokenType,
+        sub: &str,
+        sid: Option<&str>,
+        claims: &C,
+    ) -> Result<IssuedToken, IssueError> {
+        let s = &*self.0;
+        let ttl = match kind {
+            TokenType::Refresh => s.refresh_ttl,
+            _ => s.access_ttl,
+        };
+        let mut map = match serde_json::to_value(claims).map_err(|e| IssueError::Claims(e.to_string()))? {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            _ => return Err(IssueError::Claims("not an object".into())),
+        };
+        let now = now_secs();
+        let ttl_secs = ttl.as_secs();
+        let exp = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+        let jti = random_id();
+        if let Some(iss) = &s.issuer {
+            map.insert("iss".into(), iss.clone().into());
+        }
+        match s.audiences.as_slice() {
+            [] => {
+                map.remove("aud");
+            }
+            [one] => {
+                map.insert("aud".into(), one.clone().into());
+            }
+            many => {
+                map.insert("aud".into(), many.to_vec().into());
+            }
+        }
+        map.insert("sub".into(), sub.into());
+        map.insert("iat".into(), now.into());
+        map.insert("nbf".into(), now.into());
+        map.insert("exp".into(), exp.into());
+        map.insert("jti".into(), jti.clone().into());
+        match sid {
+            Some(sid) => map.insert("sid".into(), sid.into()),
+            None => map.remove("sid"),
+        };
+        let token = s.signing.sign(kind.typ(), &map)?;
+        Ok(IssuedToken {
+            token,
+            jti,
+            expires_at: exp,
+            expires_in: ttl_secs,
+        })
+    }
+
+    /// A verifier builder preconfigured to accept this issuer's access
+    /// tokens: same key, `iss`, `aud`, and a maximum lifetime equal to the
+    /// access-token lifetime.
+    pub fn verifier(&self) -> VerifierBuilder {
+        self.verifier_for(TokenType::Access)
+    }
+
+    /// A verifier builder preconfigured for this issuer's tokens of `kind`.
+    pub fn verifier_for(&self, kind: TokenType) -> VerifierBuilder {
+        let s = &*self.0;
+        let mut b = crate::Verifier::builder()
+            .key(s.signing.verification_key())
+            .token_type(kind)
+            .max_lifetime(match kind {
+                TokenType::Refresh => s.refresh_ttl,
+                _ => s.access_ttl,
+            });
+        if let Some(iss) = &s.issuer {
+            b = b.issuer(iss.clone());
+        }
+        for aud in &s.audiences {
+            b = b.audience(aud.clone());
+        }
+        b
+    }
+
+    /// The signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.0.signing
+    }
+
+    /// Access-token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        self.0.access_ttl
+    }
+
+    /// Refresh-token lifetime.
+    pub fn refresh_ttl(&self) -> Duration {
+        self.0.refresh_ttl
+    }
+
+    /// Absolute session lifetime.
+    pub fn session_ttl(&self) -> Duration {
+        self.0.session_ttl
+    }
+}
+
+/// Builds a [`TokenIssuer`].
+#[must_use]
+#[derive(Debug)]
+pub struct TokenIssuerBuilder {
+    signing: SigningKey,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    session_ttl: Duration,
+}
+
+impl TokenIssuerBuilder {
+    /// The `iss` stamped on every token.
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuer = Some(iss.into());
+        self
+    }
+
+    /// An `aud` stamped on every token (call again for several).
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audiences.push(aud.into());
+        self
+    }
+
+    /// Access-token lifetime (default 15 minutes).
+    pub fn access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// Refresh-token lifetime (default 7 days).
+    pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// Absolute session lifetime after which refresh stops working even if
+    /// rotated (default 30 days).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// Check and freeze the configuration.
+    pub fn build(self) -> Result<TokenIssuer, ConfigError> {
+        ensure_crypto()?;
+        if self.access_ttl.is_zero() || self.refresh_ttl.is_zero() || self.session_ttl.is_zero() {
+            return Err(ConfigError::InvalidSetting("token lifetimes must be positive".into()));
+        }
+        if self.access_ttl > self.refresh_ttl {
+            return Err(ConfigError::InvalidSetting(
+                "access tokens must not outlive refresh tokens".into(),
+            ));
+        }
+        Ok(TokenIssuer(Arc::new(IssuerSettings {
+            signing: self.signing,
+            issuer: self.issuer,
+            audiences: self.audiences,
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+            session_ttl: self.session_ttl,
+        })))
+    }
+}
+
+/// A random 128-bit identifier, base64url-encoded.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS RNG failing is unrecoverable for a security library.
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    crate::b64::encode(&bytes)
+}

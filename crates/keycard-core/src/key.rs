@@ -1,0 +1,448 @@
+//! Verification keys: one algorithm pinned per key, selected by `kid`.
+//!
+//! A [`Key`] is built from a secret, PEM, DER or JWK and checked at
+//! construction: HMAC secrets at least as long as the hash, RSA moduli of at
+//! least 2048 bits, EC keys on the curve their algorithm names. A [`KeySet`]
+//! holds several keys for rotation. Remote key sources (JWKS) implement
+//! [`KeyProvider`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use crate::error::ConfigError;
+
+/// Make sure `jsonwebtoken` has a crypto provider, so that it never panics at
+/// run time. With both backends enabled (feature unification) aws-lc-rs wins.
+pub(crate) fn ensure_crypto() -> Result<(), ConfigError> {
+    #[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // Err means another provider was installed first: also fine.
+            let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+        });
+        Ok(())
+    }
+    #[cfg(all(
+        any(feature = "aws-lc-rs", feature = "rust-crypto"),
+        not(all(feature = "aws-lc-rs", feature = "rust-crypto"))
+    ))]
+    {
+        Ok(())
+    }
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    {
+        Err(ConfigError::NoCryptoBackend)
+    }
+}
+
+/// The minimum HMAC secret length for an algorithm (the hash output size).
+pub(crate) fn min_hmac_len(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => 32,
+    }
+}
+
+/// A verification key with its pinned algorithm and optional `kid`.
+///
+/// `Debug` never prints key material.
+#[derive(Clone)]
+pub struct Key {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Arc<str>>,
+    pub(crate) key: DecodingKey,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Key {
+    /// An HMAC key (HS256, HS384 or HS512). The secret must be at least as
+    /// long as the hash output (32, 48 or 64 bytes).
+    pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        ensure_crypto()?;
+        let secret = secret.as_ref();
+        if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return Err(ConfigError::KeyAlgorithmMismatch(alg));
+        }
+        let min = min_hmac_len(alg);
+        if secret.len() < min {
+            return Err(ConfigError::WeakSecret {
+                alg,
+                min,
+                got: secret.len(),
+            });
+        }
+        Ok(Self::unchecked(alg, DecodingKey::from_secret(secret)))
+    }
+
+    /// Shorthand for [`Key::hmac`] with HS256.
+    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        Self::hmac(Algorithm::HS256, secret)
+    }
+
+    /// A public key in PEM form for an RSA (RS*/PS*), EC (ES256/ES384) or
+    /// EdDSA algorithm.
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        ensure_crypto()?;
+        let pem = pem.as_ref();
+        let key = match family(alg)? {
+            Family::Rsa => DecodingKey::from_rsa_pem(pem),
+            Family::Ec => DecodingKey::from_ec_pem(pem),
+            Family::Ed => DecodingKey::from_ed_pem(pem),
+        }
+        .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        Self::checked(alg, key)
+    }
+
+    /// A public key in DER form: PKCS#1 `RSAPublicKey` for RSA, the raw
+    /// uncompressed point for EC, the raw 32 bytes for Ed25519.
+    pub fn from_der(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        ensure_crypto()?;
+        let der = der.as_ref();
+        let key = match family(alg)? {
+            Family::Rsa => DecodingKey::from_rsa_der(der),
+            Family::Ec => DecodingKey::from_ec_der(der),
+            Family::Ed => DecodingKey::from_ed_der(der),
+        };
+        Self::checked(alg, key)
+    }
+
+    /// A public key from a JWK. The algorithm is the JWK's `alg`, or
+    /// `default_alg` when the JWK has none; a JWK whose `alg` disagrees with a
+    /// given `default_alg` is refused. Symmetric (`oct`) JWKs are accepted
+    /// here (for local configuration) but dropped from remote JWKS.
+    pub fn from_jwk(jwk: &Jwk, default_alg: Option<Algorithm>) -> Result<Self, ConfigError> {
+        ensure_crypto()?;
+        let jwk_alg = match jwk.common.key_algorithm {
+            Some(a) => Some(
+                serde_json::to_value(a)
+                    .ok()
+                    .and_then(|v| v.as_str().and_then(|s| s.parse::<Algorithm>().ok()))
+                    .ok_or_else(|| ConfigError::InvalidKey(format!("unsupported JWK alg {a:?}")))?,
+            ),
+            None => None,
+        };
+        let alg = match (jwk_alg, default_alg) {
+            (Some(a), Some(b)) if a != b => return Err(ConfigError::KeyAlgorithmMismatch(b)),
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => {
+                return Err(ConfigError::InvalidKey(
+                    "JWK has no alg and none was configured".into(),
+                ))
+            }
+        };
+        let key = if let AlgorithmParameters::OctetKey(oct) = &jwk.algorithm {
+            let secret = crate::b64::decode(oct.value.as_bytes())
+                .map_err(|_| ConfigError::InvalidKey("bad base64 in JWK k".into()))?;
+            let key = Self::hmac(alg, secret)?;
+            key.key
+        } else {
+            DecodingKey::from_jwk(jwk).map_err(|e| ConfigError::InvalidKey(e.to_string()))?
+        };
+        let mut key = Self::checked(alg, key)?;
+        if let Some(kid) = &jwk.common.key_id {
+            key.kid = Some(Arc::from(kid.as_str()));
+        }
+        Ok(key)
+    }
+
+    /// Set the key id (`kid`) this key answers to.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl AsRef<str>) -> Self {
+        self.kid = Some(Arc::from(kid.as_ref()));
+        self
+    }
+
+    /// The algorithm this key verifies; tokens naming another are refused.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The underlying `jsonwebtoken` key.
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+
+    /// The public JWK for this key (never for HMAC keys: `None`).
+    pub fn to_public_jwk(&self) -> Option<Jwk> {
+        if family(self.alg).is_err() {
+            return None;
+        }
+        let mut jwk = Jwk::from_decoding_key(&self.key, Some(self.alg)).ok()?;
+        jwk.common.key_id = self.kid.as_deref().map(str::to_owned);
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        Some(jwk)
+    }
+
+    pub(crate) fn unchecked(alg: Algorithm, key: DecodingKey) -> Self {
+        Self {
+            alg,
+            kid: None,
+            key,
+        }
+    }
+
+    /// Check an asymmetric key against its algorithm: RSA ≥ 2048 bits, EC on
+    /// the right curve, Ed25519 32 bytes.
+    pub(crate) fn checked(alg: Algorithm, key: DecodingKey) -> Result<Self, ConfigError> {
+        if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return Ok(Self::unchecked(alg, key));
+        }
+        family(alg)?;
+        let jwk = Jwk::from_decoding_key(&key, Some(alg))
+            .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        check_jwk_strength(&jwk, alg)?;
+        Ok(Self::unchecked(alg, key))
+    }
+}
+
+/// Refuse weak or mismatched public keys described by a JWK.
+pub(crate) fn check_jwk_strength(jwk: &Jwk, alg: Algorithm) -> Result<(), ConfigError> {
+    match (&jwk.algorithm, family(alg)?) {
+        (AlgorithmParameters::RSA(rsa), Family::Rsa) => {
+            let n = crate::b64::decode(rsa.n.as_bytes())
+                .map_err(|_| ConfigError::InvalidKey("bad RSA modulus".into()))?;
+            let bits = modulus_bits(&n);
+            if bits < 2048 {
+                return Err(ConfigError::WeakRsaKey(bits));
+            }
+            Ok(())
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Family::Ec) => {
+            let want = if alg == Algorithm::ES256 {
+                EllipticCurve::P256
+            } else {
+                EllipticCurve::P384
+            };
+            if ec.curve == want {
+                Ok(())
+            } else {
+                Err(ConfigError::KeyAlgorithmMismatch(alg))
+            }
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Family::Ed)
+            if okp.curve == EllipticCurve::Ed25519 =>
+        {
+            Ok(())
+        }
+        _ => Err(ConfigError::KeyAlgorithmMismatch(alg)),
+    }
+}
+
+fn modulus_bits(n: &[u8]) -> usize {
+    let Some(first) = n.iter().position(|b| *b != 0) else {
+        return 0;
+    };
+    (n.len() - first) * 8 - n[first].leading_zeros() as usize
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    Rsa,
+    Ec,
+    Ed,
+}
+
+/// The asymmetric family of an algorithm (HMAC is an error here).
+pub(crate) fn family(alg: Algorithm) -> Result<Family, ConfigError> {
+    match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => Ok(Family::Rsa),
+        Algorithm::ES256 | Algorithm::ES384 => Ok(Family::Ec),
+        Algorithm::EdDSA => Ok(Family::Ed),
+        _ => Err(ConfigError::KeyAlgorithmMismatch(alg)),
+    }
+}
+
+/// The token's algorithm name as it appears in a JOSE header.
+pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+        // Future algorithms are never matched by a token until named here.
+        _ => "",
+    }
+}
+
+/// A fixed set of keys, selected by `kid` (and pinned algorithm).
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: Vec<Arc<Key>>,
+}
+
+impl KeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a key. Two keys with the same `kid` are a configuration error.
+    pub fn with(mut self, key: Key) -> Result<Self, ConfigError> {
+        if let Some(kid) = key.kid() {
+            if self.keys.iter().any(|k| k.kid() == Some(kid)) {
+                return Err(ConfigError::DuplicateKid(kid.to_owned()));
+            }
+        }
+        self.keys.push(Arc::new(key));
+        Ok(self)
+    }
+
+    /// The keys, in insertion order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.iter().map(|k| &**k)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Candidate keys for a token header: the key with this `kid` when the
+    /// token names one, otherwise every key without a conflicting `kid`.
+    /// Only keys whose pinned algorithm equals `alg` are returned.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Key>> + 'a {
+        self.keys.iter().filter(move |k| {
+            alg_name(k.alg) == alg
+                && match kid {
+                    Some(kid) => k.kid() == Some(kid),
+                    None => true,
+                }
+        })
+    }
+
+    /// A JWKS document with the public half of every asymmetric key (HMAC
+    /// keys are never published).
+    pub fn to_public_jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        jsonwebtoken::jwk::JwkSet {
+            keys: self.keys().filter_map(Key::to_public_jwk).collect(),
+        }
+    }
+}
+
+/// The answer of a [`KeyProvider`] for one token header.
+#[derive(Debug, Clone)]
+pub enum KeyLookup {
+    /// These keys may verify the token (tried in order, usually one).
+    Found(Vec<Arc<Key>>),
+    /// No key matches, and refreshing would not help (or was just tried).
+    NotFound,
+    /// No key matches now; [`KeyProvider::refresh`] may find one.
+    Refresh,
+    /// The keys cannot be obtained at all right now (e.g. JWKS never loaded).
+    Unavailable,
+}
+
+/// A boxed, sendable future, as returned by the async hooks of key providers
+/// and stores.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A source of verification keys. Lookups are synchronous and lock-free on
+/// the hot path; only a miss may trigger the async [`KeyProvider::refresh`].
+pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
+    /// Keys for a token from `issuer` (when known) with this `kid` and `alg`.
+    fn lookup(&self, issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup;
+
+    /// Try to obtain keys for an unknown `kid` (for example by refetching a
+    /// JWKS, single-flight and rate-limited). The default does nothing.
+    fn refresh<'a>(&'a self, _issuer: Option<&'a str>, _kid: Option<&'a str>) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Whether lookups depend on the token's `iss` (multi-issuer providers).
+    fn needs_issuer(&self) -> bool {
+        false
+    }
+}
+
+impl KeyProvider for KeySet {
+    fn lookup(&self, _issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
+        let found: Vec<Arc<Key>> = self.candidates(kid, alg).cloned().collect();
+        if found.is_empty() {
+            KeyLookup::NotFound
+        } else {
+            KeyLookup::Found(found)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_hmac_secret_is_config_error() {
+        assert!(matches!(
+            Key::hs256([0u8; 31]),
+            Err(ConfigError::WeakSecret { min: 32, got: 31, .. })
+        ));
+        assert!(Key::hs256([0u8; 32]).is_ok());
+        assert!(matches!(
+            Key::hmac(Algorithm::HS512, [0u8; 63]),
+            Err(ConfigError::WeakSecret { min: 64, .. })
+        ));
+        assert!(Key::hmac(Algorithm::RS256, [0u8; 64]).is_err());
+    }
+
+    #[test]
+    fn debug_hides_material() {
+        let key = Key::hs256(b"super-secret-super-secret-super-secret").unwrap();
+        let dbg = format!("{key:?}");
+        assert!(!dbg.contains("super-secret"), "{dbg}");
+    }
+
+    #[test]
+    fn duplicate_kid_refused() {
+        let k = Key::hs256([1u8; 32]).unwrap().with_kid("a");
+        let set = KeySet::new().with(k.clone()).unwrap();
+        assert!(matches!(set.with(k), Err(ConfigError::DuplicateKid(_))));
+    }
+
+    #[test]
+    fn modulus_bit_count() {
+        assert_eq!(modulus_bits(&[0, 0x80, 0]), 16);
+        assert_eq!(modulus_bits(&[0x01, 0xff]), 9);
+        assert_eq!(modulus_bits(&[]), 0);
+    }
+}

@@ -1,0 +1,73 @@
+//! The framework-neutral core of keycard: find one token in a request's
+//! headers, verify it, and return a [`Verified`] token or an [`AuthError`]
+//! that already knows its HTTP status and RFC 6750 challenge.
+//!
+//! ```
+//! use keycard_core::{AuthErrorKind, Key, SigningKey, TokenIssuer, TokenType, Verifier};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let secret = b"an-example-secret-of-32-bytes-or-more";
+//! let issuer = TokenIssuer::builder(SigningKey::hs256(secret)?)
+//!     .issuer("auth")
+//!     .audience("api")
+//!     .build()?;
+//! let verifier = Verifier::builder()
+//!     .key(Key::hs256(secret)?)
+//!     .issuer("auth")
+//!     .audience("api")
+//!     .build()?;
+//!
+//! let token = issuer.issue(TokenType::Access, "alice", None, &serde_json::json!({"roles": ["admin"]}))?;
+//! let bearer = format!("Bearer {}", token.token);
+//! let headers: &[(&str, &str)] = &[("authorization", bearer.as_str())];
+//! let verified = verifier.authenticate(headers).await?;
+//! assert_eq!(verified.subject(), Some("alice"));
+//! assert!(verified.has_role("admin"));
+//!
+//! // No credentials: 401 with a bare challenge.
+//! let err = verifier.authenticate(&[][..]).await.unwrap_err();
+//! assert_eq!(err.kind(), AuthErrorKind::Missing);
+//! assert_eq!(err.status(), 401);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Modules:
+//! - token sources ([`TokenSource`], [`RequestHeaders`]),
+//! - keys ([`Key`], [`KeySet`], [`KeyProvider`]),
+//! - verification ([`Verifier`], [`Verified`]),
+//! - errors ([`AuthError`], [`ConfigError`]),
+//! - roles ([`RoleRequirement`]),
+//! - issuing ([`TokenIssuer`], [`SigningKey`]),
+//! - revocation ([`RevocationStore`], [`InMemoryRevocationStore`]).
+
+mod b64;
+mod error;
+mod issue;
+mod json;
+mod key;
+mod revocation;
+mod roles;
+mod source;
+mod verify;
+
+pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
+pub use issue::{
+    random_id, IssueError, IssuedToken, SigningKey, TokenIssuer, TokenIssuerBuilder,
+    DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL, DEFAULT_SESSION_TTL,
+};
+pub use jsonwebtoken::jwk;
+pub use jsonwebtoken::Algorithm;
+pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
+pub use revocation::{Denylist, InMemoryRevocationStore, RevocationStore, StoreError, TokenFacts};
+pub use roles::{RoleClaim, RoleRequirement};
+pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
+pub use verify::{
+    Anonymous, Attempt, AuthMode, PendingVerification, RegisteredClaims, TokenType, Verified, Verifier,
+    VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_BYTES,
+};
+
+/// Seconds since the Unix epoch, as used in `exp`, `nbf` and `iat`.
+pub fn unix_now() -> i64 {
+    verify::now_secs()
+}

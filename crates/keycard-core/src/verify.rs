@@ -1,0 +1,882 @@
+//! The verification pipeline: headers → one token → a [`Verified`] token or
+//! an [`AuthError`].
+//!
+//! Order of checks (cheap and bounded first): size cap → compact form →
+//! strict base64url → header (no `crit`/`enc`/`zip`/nested) → payload (a JSON
+//! object without duplicate names) → key by `kid` with the algorithm pinned by
+//! the key → signature → token type → `exp`/`nbf`/`iat`/lifetime → `iss` →
+//! `aud` → `sub` → revocation → roles.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::Algorithm;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
+use crate::key::{ensure_crypto, Key, KeyLookup, KeyProvider, KeySet};
+use crate::revocation::{RevocationStore, TokenFacts};
+use crate::roles::RoleClaim;
+use crate::source::{Found, RequestHeaders, SourceError, Sources, TokenSource};
+
+/// The default cap on a token's length in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The default clock-skew leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The default maximum lifetime (`exp - iat`) of an access token.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The kinds of token keycard tells apart by the JOSE `typ` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// An access token: `typ: at+jwt` (RFC 9068).
+    Access,
+    /// A refresh token: `typ: refresh+jwt`.
+    Refresh,
+}
+
+impl TokenType {
+    /// The `typ` header value keycard stamps on tokens of this type.
+    pub fn typ(self) -> &'static str {
+        match self {
+            Self::Access => "at+jwt",
+            Self::Refresh => "refresh+jwt",
+        }
+    }
+
+    fn matches(self, typ: Option<&str>) -> bool {
+        let Some(typ) = typ else { return false };
+        let typ = typ
+            .get(..12)
+            .filter(|p| p.eq_ignore_ascii_case("application/"))
+            .map_or(typ, |_| &typ[12..]);
+        typ.eq_ignore_ascii_case(self.typ())
+    }
+}
+
+/// The registered claims of a verified token, already type-checked.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RegisteredClaims {
+    /// `iss`.
+    pub iss: Option<String>,
+    /// `sub`.
+    pub sub: Option<String>,
+    /// `aud`, normalised to a list.
+    pub aud: Vec<String>,
+    /// `exp`, seconds since the epoch.
+    pub exp: i64,
+    /// `nbf`.
+    pub nbf: Option<i64>,
+    /// `iat`.
+    pub iat: Option<i64>,
+    /// `jti`.
+    pub jti: Option<String>,
+    /// `sid`: the session (refresh family) the token belongs to.
+    pub sid: Option<String>,
+}
+
+/// A token that passed every check. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Verified(Arc<VerifiedInner>);
+
+struct VerifiedInner {
+    alg: Algorithm,
+    kid: Option<String>,
+    typ: Option<String>,
+    registered: RegisteredClaims,
+    claims: Value,
+    roles: Vec<String>,
+    found: Found,
+    realm: Arc<str>,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("alg", &self.0.alg)
+            .field("kid", &self.0.kid)
+            .field("claims", &self.0.registered)
+            .field("roles", &self.0.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verified {
+    /// Deserialize the payload into the caller's own claims type. A payload
+    /// that does not fit the type is an `invalid_token` error.
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
+        T::deserialize(&self.0.claims).map_err(|e| {
+            AuthError::new(AuthErrorKind::InvalidClaimType)
+                .with_realm(self.0.realm.clone())
+                .with_detail(format!("claims do not fit the requested type: {e}"))
+        })
+    }
+
+    /// The whole payload as JSON.
+    pub fn claims_json(&self) -> &Map<String, Value> {
+        match &self.0.claims {
+            Value::Object(m) => m,
+            // Constructed only from objects.
+            _ => unreachable_object(),
+        }
+    }
+
+    /// The registered claims.
+    pub fn registered(&self) -> &RegisteredClaims {
+        &self.0.registered
+    }
+
+    /// `sub`, if present.
+    pub fn subject(&self) -> Option<&str> {
+        self.0.registered.sub.as_deref()
+    }
+
+    /// The roles read from the configured role claim.
+    pub fn roles(&self) -> &[String] {
+        &self.0.roles
+    }
+
+    /// Whether the token holds `role` (exact match).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.roles.iter().any(|r| r == role)
+    }
+
+    /// The algorithm that verified the token.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.alg
+    }
+
+    /// The `kid` of the key that verified the token, if it named one.
+    pub fn kid(&self) -> Option<&str> {
+        self.0.kid.as_deref()
+    }
+
+    /// The JOSE `typ` header.
+    pub fn typ(&self) -> Option<&str> {
+        self.0.typ.as_deref()
+    }
+
+    /// Where the token was found (header or cookie).
+    pub fn found_in(&self) -> Found {
+        self.0.found
+    }
+
+    pub(crate) fn realm(&self) -> &Arc<str> {
+        &self.0.realm
+    }
+}
+
+fn unreachable_object() -> &'static Map<String, Value> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Map::new)
+}
+
+/// Settings frozen at build time and shared by every clone of a [`Verifier`].
+struct Settings {
+    keys: Arc<dyn KeyProvider>,
+    sources: Sources,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    ignore_audience: bool,
+    leeway: i64,
+    max_lifetime: Option<i64>,
+    max_token_bytes: usize,
+    token_type: Option<TokenType>,
+    require_sub: bool,
+    role_claim: RoleClaim,
+    realm: Arc<str>,
+    revocation: Option<Arc<dyn RevocationStore>>,
+    fail_open: bool,
+}
+
+/// Verifies tokens and authenticates requests. Build it once with
+/// [`Verifier::builder`]; clones share the frozen settings.
+///
+/// ```
+/// use keycard_core::{Key, Verifier};
+///
+/// let verifier = Verifier::builder()
+///     .key(Key::hs256(b"an-example-secret-of-32-bytes-or-more")?)
+///     .issuer("https://auth.example.com")
+///     .audience("orders-api")
+///     .build()?;
+/// # let _ = verifier;
+/// # Ok::<(), keycard_core::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier(Arc<Settings>);
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.0.keys)
+            .field("issuers", &self.0.issuers)
+            .field("audiences", &self.0.audiences)
+            .field("token_type", &self.0.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a synchronous authentication attempt.
+#[derive(Debug)]
+#[must_use]
+pub enum Attempt {
+    /// Verified (or refused) without waiting.
+    Done(Result<Verified, AuthError>),
+    /// The token names a key that is not known yet; finish with
+    /// [`PendingVerification::finish`] after the key provider refreshed.
+    Pending(PendingVerification),
+}
+
+/// A verification that waits for the key provider to refresh its keys.
+#[derive(Debug)]
+pub struct PendingVerification {
+    verifier: Verifier,
+    token: String,
+    found: Found,
+}
+
+impl PendingVerification {
+    /// Refresh the keys (single-flight inside the provider) and verify again.
+    pub async fn finish(self) -> Result<Verified, AuthError> {
+        let s = &self.verifier.0;
+        let parsed = match parse(&self.token, s) {
+            Ok(p) => p,
+            Err(e) => return Err(self.verifier.err(e)),
+        };
+        s.keys
+            .refresh(parsed.iss.as_deref(), parsed.kid.as_deref())
+            .await;
+        match self.verifier.verify_parsed(&self.token, parsed, self.found, false) {
+            Step::Done(r) => r,
+            Step::NeedsKeys => Err(self.verifier.err(AuthErrorKind::UnknownKey.into())),
+        }
+    }
+}
+
+enum Step {
+    Done(Result<Verified, AuthError>),
+    NeedsKeys,
+}
+
+impl Verifier {
+    /// Start configuring a verifier.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// Find the one token in `headers` and verify it, without waiting on
+    /// anything. A missing token is `Err` of kind [`AuthErrorKind::Missing`].
+    pub fn authenticate_now<H: RequestHeaders + ?Sized>(&self, headers: &H) -> Attempt {
+        let (token, found) = match self.0.sources.find(headers) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Attempt::Done(Err(self.err(AuthErrorKind::Missing.into()))),
+            Err(SourceError::Malformed(why)) => {
+                return Attempt::Done(Err(
+                    self.err(AuthError::new(AuthErrorKind::MalformedRequest).with_detail(why))
+                ))
+            }
+        };
+        self.verify_now_from(token, found)
+    }
+
+    /// [`Verifier::authenticate_now`], waiting for a key refresh if needed.
+    pub async fn authenticate<H: RequestHeaders + ?Sized>(
+        &self,
+        headers: &H,
+    ) -> Result<Verified, AuthError> {
+        match self.authenticate_now(headers) {
+            Attempt::Done(r) => r,
+            Attempt::Pending(p) => p.finish().await,
+        }
+    }
+
+    /// Verify a bare token (already taken from its transport).
+    pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
+        match self.verify_now_from(token, Found::BearerHeader) {
+            Attempt::Done(r) => r,
+            Attempt::Pending(p) => p.finish().await,
+        }
+    }
+
+    /// Verify a bare token without waiting; see [`Attempt`].
+    pub fn verify_now(&self, token: &str) -> Attempt {
+        self.verify_now_from(token, Found::BearerHeader)
+    }
+
+    fn verify_now_from(&self, token: &str, found: Found) -> Attempt {
+        let parsed = match parse(token, &self.0) {
+            Ok(p) => p,
+            Err(e) => return Attempt::Done(Err(self.err(e))),
+        };
+        match self.verify_parsed(token, parsed, found, true) {
+            Step::Done(r) => Attempt::Done(r),
+            Step::NeedsKeys => Attempt::Pending(PendingVerification {
+                verifier: self.clone(),
+                token: token.to_owned(),
+                found,
+            }),
+        }
+    }
+
+    /// The realm used in challenges.
+    pub fn realm(&self) -> &Arc<str> {
+        &self.0.realm
+    }
+
+    /// The key provider.
+    pub fn keys(&self) -> &Arc<dyn KeyProvider> {
+        &self.0.keys
+    }
+
+    /// The configured revocation store, if any.
+    pub fn revocation(&self) -> Option<&Arc<dyn RevocationStore>> {
+        self.0.revocation.as_ref()
+    }
+
+    /// The token type this verifier accepts.
+    pub fn token_type(&self) -> Option<TokenType> {
+        self.0.token_type
+    }
+
+    fn err(&self, e: AuthError) -> AuthError {
+        e.with_realm(self.0.realm.clone())
+    }
+
+    fn verify_parsed(&self, token: &str, p: Parsed, found: Found, may_refresh: bool) -> Step {
+        let s = &*self.0;
+        let keys = match s.keys.lookup(p.iss.as_deref(), p.kid.as_deref(), &p.alg) {
+            KeyLookup::Found(keys) => keys,
+            KeyLookup::Refresh if may_refresh => return Step::NeedsKeys,
+            KeyLookup::Refresh | KeyLookup::NotFound => {
+                return Step::Done(Err(self.err(AuthErrorKind::UnknownKey.into())))
+            }
+            KeyLookup::Unavailable => {
+                return Step::Done(Err(self.err(AuthErrorKind::KeysUnavailable.into())))
+            }
+        };
+        let signing_input = &token.as_bytes()[..p.signing_input_len];
+        let signature = &token[p.signing_input_len + 1..];
+        let Some(key) = keys.iter().find(|k| verify_signature(k, signing_input, signature)) else {
+            return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
+        };
+        Step::Done(self.check_claims(key, p, found).map_err(|e| self.err(e)))
+    }
+
+    fn check_claims(&self, key: &Key, p: Parsed, found: Found) -> Result<Verified, AuthError> {
+        let s = &*self.0;
+        if let Some(want) = s.token_type {
+            if !want.matches(p.typ.as_deref()) {
+                return Err(AuthErrorKind::WrongTokenType.into());
+            }
+        }
+        let registered = registered_claims(&p.payload)?;
+        let now = now_secs();
+        if now > registered.exp.saturating_add(s.leeway) {
+            return Err(AuthErrorKind::Expired.into());
+        }
+        if let Some(nbf) = registered.nbf {
+            if nbf > now.saturating_add(s.leeway) {
+                return Err(AuthErrorKind::NotYetValid.into());
+            }
+        }
+        if let Some(iat) = registered.iat {
+            if iat > now.saturating_add(s.leeway) {
+                return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
+                    .with_detail("iat is in the future"));
+            }
+        }
+        if let Some(max) = s.max_lifetime {
+            let start = registered.iat.unwrap_or(now);
+            if registered.exp.saturating_sub(start) > max.saturating_add(s.leeway) {
+                return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
+                    .with_detail("token lifetime exceeds the maximum"));
+            }
+        }
+        if !s.issuers.is_empty() {
+            match &registered.iss {
+                None => {
+                    return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss"))
+                }
+                Some(iss) if !s.issuers.iter().any(|i| i == iss) => {
+                    return Err(AuthErrorKind::WrongIssuer.into())
+                }
+                Some(_) => {}
+            }
+        }
+        if !s.audiences.is_empty() {
+            if registered.aud.is_empty() {
+                return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"));
+            }
+            if !registered.aud.iter().any(|a| s.audiences.contains(a)) {
+                return Err(AuthErrorKind::WrongAudience.into());
+            }
+        } else if !registered.aud.is_empty() && !s.ignore_audience {
+            // RFC 7519 §4.1.3: a recipient that does not identify itself with
+            // a value in `aud` must reject the token.
+            return Err(AuthError::new(AuthErrorKind::WrongAudience)
+                .with_detail("token has an audience but the verifier has none configured"));
+        }
+        if s.require_sub && registered.sub.is_none() {
+            return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub"));
+        }
+        if let Some(store) = &s.revocation {
+            let facts = TokenFacts {
+                jti: registered.jti.as_deref(),
+                sub: registered.sub.as_deref(),
+                sid: registered.sid.as_deref(),
+                iat: registered.iat,
+                exp: registered.exp,
+            };
+            match store.is_revoked(&facts) {
+                Ok(false) => {}
+                Ok(true) => return Err(AuthErrorKind::Revoked.into()),
+                Err(e) if s.fail_open => {
+                    tracing::warn!(error = %e, "revocation store unavailable; failing open as configured");
+                }
+                Err(e) => {
+                    return Err(AuthError::new(AuthErrorKind::StoreUnavailable).with_source(e))
+                }
+            }
+        }
+        let roles = s.role_claim.extract(&p.payload);
+        Ok(Verified(Arc::new(VerifiedInner {
+            alg: key.alg,
+            kid: p.kid,
+            typ: p.typ,
+            registered,
+            claims: Value::Object(p.payload),
+            roles,
+            found,
+            realm: s.realm.clone(),
+        })))
+    }
+}
+
+fn verify_signature(key: &Key, signing_input: &[u8], signature: &str) -> bool {
+    matches!(
+        jsonwebtoken::crypto::verify(signature, signing_input, &key.key, key.alg),
+        Ok(true)
+    )
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What the header and payload say, before the signature is checked.
+struct Parsed {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+    iss: Option<String>,
+    payload: Map<String, Value>,
+    signing_input_len: usize,
+}
+
+fn malformed(why: &'static str) -> AuthError {
+    AuthError::new(AuthErrorKind::MalformedToken).with_detail(why)
+}
+
+fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
+    if token.len() > s.max_token_bytes {
+        return Err(AuthErrorKind::TokenTooLarge.into());
+    }
+    let bytes = token.as_bytes();
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_' || *b == b'.')
+    {
+        return Err(malformed("not base64url compact serialization"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("a JWS has exactly three parts"));
+    };
+    if h.is_empty() || p.is_empty() || sig.is_empty() {
+        return Err(malformed("empty part"));
+    }
+    let header_bytes = crate::b64::decode(h.as_bytes()).map_err(|_| malformed("header base64"))?;
+    let header = crate::json::parse_object(&header_bytes).map_err(|_| malformed("header JSON"))?;
+    for refused in ["crit", "enc", "zip", "b64"] {
+        if header.contains_key(refused) {
+            return Err(AuthError::new(AuthErrorKind::UnsupportedHeader).with_detail(refused));
+        }
+    }
+    if let Some(cty) = header.get("cty") {
+        let cty = cty.as_str().ok_or_else(|| malformed("cty is not a string"))?;
+        if cty.eq_ignore_ascii_case("jwt") || cty.eq_ignore_ascii_case("application/jwt") {
+            return Err(AuthError::new(AuthErrorKind::UnsupportedHeader).with_detail("nested JWT"));
+        }
+    }
+    let alg = match header.get("alg") {
+        Some(Value::String(a)) => a.clone(),
+        _ => return Err(malformed("alg missing or not a string")),
+    };
+    let kid = opt_string(&header, "kid").map_err(|_| malformed("kid is not a string"))?;
+    let typ = opt_string(&header, "typ").map_err(|_| malformed("typ is not a string"))?;
+    let payload_bytes =
+        crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
+    let payload =
+        crate::json::parse_object(&payload_bytes).map_err(|_| malformed("payload is not a JSON object"))?;
+    // Signature bytes are decoded by the backend; check canonical form here.
+    crate::b64::decode(sig.as_bytes()).map_err(|_| malformed("signature base64"))?;
+    let iss = match payload.get("iss") {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    Ok(Parsed {
+        alg,
+        kid,
+        typ,
+        iss,
+        payload,
+        signing_input_len: h.len() + 1 + p.len(),
+    })
+}
+
+fn opt_string(map: &Map<String, Value>, name: &str) -> Result<Option<String>, ()> {
+    match map.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(()),
+    }
+}
+
+fn claim_type(name: &'static str) -> AuthError {
+    AuthError::new(AuthErrorKind::InvalidClaimType).with_detail(name)
+}
+
+fn numeric_date(map: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, AuthError> {
+    match map.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Ok(Some(i))
+            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
+                // Saturating conversion; fractional seconds round down.
+                Ok(Some(f.floor() as i64))
+            } else {
+                Err(claim_type(name))
+            }
+        }
+        Some(_) => Err(claim_type(name)),
+    }
+}
+
+fn registered_claims(map: &Map<String, Value>) -> Result<RegisteredClaims, AuthError> {
+    let exp = numeric_date(map, "exp")?
+        .ok_or_else(|| AuthError::new(AuthErrorKind::MissingClaim).with_detail("exp"))?;
+    let string = |name: &'static str| opt_string(map, name).map_err(|_| claim_type(name));
+    let aud = match map.get("aud") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| claim_type("aud")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(claim_type("aud")),
+    };
+    Ok(RegisteredClaims {
+        iss: string("iss")?,
+        sub: string("sub")?,
+        aud,
+        exp,
+        nbf: numeric_date(map, "nbf")?,
+        iat: numeric_date(map, "iat")?,
+        jti: string("jti")?,
+        sid: string("sid")?,
+    })
+}
+
+/// Builds a [`Verifier`]. Every step that weakens a default says so in its
+/// name (`insecure_*`, `allow_*`).
+#[must_use]
+#[derive(Default)]
+pub struct VerifierBuilder {
+    keys: KeySet,
+    provider: Option<Arc<dyn KeyProvider>>,
+    sources: Option<Vec<TokenSource>>,
+    allow_multiple_methods: bool,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    ignore_audience: bool,
+    leeway: Option<Duration>,
+    max_lifetime: Option<Option<Duration>>,
+    max_token_bytes: Option<usize>,
+    token_type: Option<Option<TokenType>>,
+    require_sub: bool,
+    role_claim: Option<RoleClaim>,
+    realm: Option<String>,
+    revocation: Option<Arc<dyn RevocationStore>>,
+    fail_open: bool,
+    error: Option<ConfigError>,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("keys", &self.keys)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// Add a verification key (several keys: rotation by `kid`).
+    pub fn key(mut self, key: Key) -> Self {
+        match std::mem::take(&mut self.keys).with(key) {
+            Ok(keys) => self.keys = keys,
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// Use a whole key set.
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Use a dynamic key provider (e.g. a remote JWKS) instead of fixed keys.
+    pub fn key_provider(mut self, provider: Arc<dyn KeyProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Accept tokens whose `iss` equals this value (call again for several).
+    /// Once set, `iss` is required.
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuers.push(iss.into());
+        self
+    }
+
+    /// Accept tokens whose `aud` contains this value (call again for
+    /// several). Once set, `aud` is required.
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audiences.push(aud.into());
+        self
+    }
+
+    /// Accept tokens that carry an `aud` although this verifier has no
+    /// audience configured. Weakens RFC 7519 §4.1.3; prefer [`Self::audience`].
+    pub fn insecure_ignore_audience(mut self) -> Self {
+        self.ignore_audience = true;
+        self
+    }
+
+    /// Clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s, at most
+    /// 5 minutes).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// Maximum accepted `exp - iat` (default 24 h).
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(Some(max));
+        self
+    }
+
+    /// Accept tokens of any lifetime.
+    pub fn insecure_unlimited_lifetime(mut self) -> Self {
+        self.max_lifetime = Some(None);
+        self
+    }
+
+    /// Cap on the token's length in bytes (default 8 KiB, at most 64 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = Some(max);
+        self
+    }
+
+    /// The token type to accept (default [`TokenType::Access`]).
+    pub fn token_type(mut self, t: TokenType) -> Self {
+        self.token_type = Some(Some(t));
+        self
+    }
+
+    /// Accept tokens without (or with any) `typ` header, e.g. from identity
+    /// providers that do not type their access tokens. This lets a refresh
+    /// token or an ID token stand in for an access token: only use it when
+    /// the issuer signs nothing but access tokens with these keys.
+    pub fn insecure_accept_any_token_type(mut self) -> Self {
+        self.token_type = Some(None);
+        self
+    }
+
+    /// Require a `sub` claim.
+    pub fn require_subject(mut self) -> Self {
+        self.require_sub = true;
+        self
+    }
+
+    /// The claim the roles are read from (default `roles`), e.g. `scope` or
+    /// `realm_access.roles`.
+    pub fn role_claim(mut self, path: &str) -> Self {
+        self.role_claim = Some(RoleClaim::new(path));
+        self
+    }
+
+    /// The realm in `WWW-Authenticate` challenges (default `keycard`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Token sources, in order (default: Bearer header, then the
+    /// `keycard_access` cookie).
+    pub fn sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        self.sources = Some(sources.into_iter().collect());
+        self
+    }
+
+    /// Read the access token from the cookie `name` (and the Bearer header).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.sources = Some(vec![TokenSource::BearerHeader, TokenSource::Cookie(name.into())]);
+        self
+    }
+
+    /// Accept a request that carries tokens by more than one method; the
+    /// first configured source wins. RFC 6750 §2 forbids clients to do this.
+    pub fn allow_multiple_token_methods(mut self) -> Self {
+        self.allow_multiple_methods = true;
+        self
+    }
+
+    /// Consult this revocation store for every token.
+    pub fn revocation(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        self.revocation = Some(store);
+        self
+    }
+
+    /// When the revocation store cannot answer, accept the token instead of
+    /// answering 503. Revoked tokens then work during a store outage.
+    pub fn insecure_fail_open(mut self) -> Self {
+        self.fail_open = true;
+        self
+    }
+
+    /// Check the whole configuration and freeze it.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        ensure_crypto()?;
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let keys: Arc<dyn KeyProvider> = match self.provider {
+            Some(p) => {
+                if !self.keys.is_empty() {
+                    return Err(ConfigError::InvalidSetting(
+                        "use either fixed keys or a key provider, not both".into(),
+                    ));
+                }
+                p
+            }
+            None if self.keys.is_empty() => return Err(ConfigError::NoKey),
+            None => Arc::new(self.keys),
+        };
+        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
+        if leeway > Duration::from_secs(300) {
+            return Err(ConfigError::InvalidSetting("leeway above 5 minutes".into()));
+        }
+        let max_token_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+        if !(64..=64 * 1024).contains(&max_token_bytes) {
+            return Err(ConfigError::InvalidSetting(
+                "max_token_bytes must be between 64 and 65536".into(),
+            ));
+        }
+        let sources = match self.sources {
+            Some(s) if s.is_empty() => {
+                return Err(ConfigError::InvalidSetting("no token source".into()))
+            }
+            Some(sources) => Sources {
+                sources,
+                allow_multiple_methods: self.allow_multiple_methods,
+            },
+            None => Sources {
+                allow_multiple_methods: self.allow_multiple_methods,
+                ..Sources::default()
+            },
+        };
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Ok(Verifier(Arc::new(Settings {
+            keys,
+            sources,
+            issuers: self.issuers,
+            audiences: self.audiences,
+            ignore_audience: self.ignore_audience,
+            leeway: secs(leeway),
+            max_lifetime: self
+                .max_lifetime
+                .unwrap_or(Some(DEFAULT_MAX_LIFETIME))
+                .map(secs),
+            max_token_bytes,
+            token_type: self.token_type.unwrap_or(Some(TokenType::Access)),
+            require_sub: self.require_sub,
+            role_claim: self.role_claim.unwrap_or_default(),
+            realm: Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM)),
+            revocation: self.revocation,
+            fail_open: self.fail_open,
+        })))
+    }
+}
+
+impl TryFrom<Key> for Verifier {
+    type Error = ConfigError;
+
+    /// A verifier with one key and every default.
+    fn try_from(key: Key) -> Result<Self, ConfigError> {
+        Verifier::builder().key(key).build()
+    }
+}
+
+/// Whether a request without credentials may pass (as anonymous).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AuthMode {
+    /// Every request needs a valid token (default).
+    #[default]
+    Required,
+    /// A request without any token passes as anonymous; a request with a bad
+    /// token is still refused.
+    Optional,
+}
+
+impl AuthMode {
+    /// Apply the mode to an authentication result: `Ok(None)` is anonymous.
+    pub fn apply(self, result: Result<Verified, AuthError>) -> Result<Option<Verified>, AuthError> {
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if self == Self::Optional && e.kind() == AuthErrorKind::Missing => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The marker an adapter stores for a request that passed an optional
+/// authentication layer without any token.
+#[derive(Debug, Clone)]
+pub struct Anonymous {
+    realm: Arc<str>,
+}
+
+impl Anonymous {
+    /// A marker for a layer whose challenges use `realm`.
+    pub fn new(realm: Arc<str>) -> Self {
+        Self { realm }
+    }
+
+    /// The error for a handler that needs a token on an anonymous request:
+    /// 401 with a bare challenge.
+    pub fn missing(&self) -> AuthError {
+        AuthError::new(AuthErrorKind::Missing).with_realm(self.realm.clone())
+    }
+}

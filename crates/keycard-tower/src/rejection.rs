@@ -1,0 +1,54 @@
+//! How a refused request is answered. The default answers with the core's
+//! status, `WWW-Authenticate` challenge and a small JSON body; any
+//! `Fn(AuthError) -> Response<B>` replaces it.
+
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use keycard_core::AuthError;
+
+/// Turns an [`AuthError`] into a response. Implemented by
+/// [`DefaultRejection`] and by every `Fn(AuthError) -> Response<B>`.
+pub trait Rejection<B>: Clone + Send + Sync + 'static {
+    /// Build the response for a refused request.
+    fn reject(&self, error: AuthError) -> Response<B>;
+}
+
+/// The standard rejection: status and `WWW-Authenticate` from the core, a
+/// JSON body `{"error", "error_description"}`, `Cache-Control: no-store`, and
+/// the [`AuthError`] in the response extensions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: From<String>> Rejection<B> for DefaultRejection {
+    fn reject(&self, error: AuthError) -> Response<B> {
+        error_response(error)
+    }
+}
+
+impl<B, F> Rejection<B> for F
+where
+    F: Fn(AuthError) -> Response<B> + Clone + Send + Sync + 'static,
+{
+    fn reject(&self, error: AuthError) -> Response<B> {
+        self(error)
+    }
+}
+
+/// The standard response for an [`AuthError`] (see [`DefaultRejection`]).
+pub fn error_response<B: From<String>>(error: AuthError) -> Response<B> {
+    let mut res = Response::new(B::from(error.body()));
+    *res.status_mut() =
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(challenge) = error.www_authenticate() {
+        // The core keeps challenges to visible ASCII; fall back to a bare
+        // challenge rather than drop the header.
+        let value = HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    res.extensions_mut().insert(error);
+    res
+}

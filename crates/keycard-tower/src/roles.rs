@@ -1,0 +1,117 @@
+//! [`RequireRoles`]: a layer that answers 403 `insufficient_scope` unless the
+//! authenticated caller holds the required roles. Put it inside (after)
+//! [`crate::JwtAuth`], e.g. on a sub-router with `route_layer`.
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use keycard_core::{Anonymous, AuthError, AuthErrorKind, RoleRequirement, Verified};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::rejection::{DefaultRejection, Rejection};
+
+/// A layer that checks roles on requests already authenticated by
+/// [`crate::JwtAuth`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RequireRoles<R = DefaultRejection> {
+    requirement: RoleRequirement,
+    rejection: R,
+}
+
+impl RequireRoles {
+    /// Require at least one of `roles`.
+    pub fn any_of<I, S>(roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(RoleRequirement::any_of(roles))
+    }
+
+    /// Require every one of `roles`.
+    pub fn all_of<I, S>(roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::new(RoleRequirement::all_of(roles))
+    }
+
+    /// Require `requirement`.
+    pub fn new(requirement: RoleRequirement) -> Self {
+        Self {
+            requirement,
+            rejection: DefaultRejection,
+        }
+    }
+}
+
+impl<R> RequireRoles<R> {
+    /// Answer refused requests with `rejection` instead of the default.
+    pub fn with_rejection<R2>(self, rejection: R2) -> RequireRoles<R2> {
+        RequireRoles {
+            requirement: self.requirement,
+            rejection,
+        }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RequireRoles<R> {
+    type Service = RequireRolesService<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireRolesService {
+            inner,
+            requirement: self.requirement.clone(),
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+/// The service produced by [`RequireRoles`].
+#[derive(Debug, Clone)]
+pub struct RequireRolesService<S, R> {
+    inner: S,
+    requirement: RoleRequirement,
+    rejection: R,
+}
+
+/// The role check shared by the tower and axum adapters: `Ok` when the
+/// request's verified token satisfies `requirement`.
+pub fn check_roles(
+    extensions: &http::Extensions,
+    requirement: &RoleRequirement,
+) -> Result<(), AuthError> {
+    match extensions.get::<Verified>() {
+        Some(v) => requirement.check(v),
+        None => Err(match extensions.get::<Anonymous>() {
+            Some(anon) => anon.missing(),
+            None => AuthError::new(AuthErrorKind::LayerMissing)
+                .with_detail("RequireRoles needs keycard's JwtAuth layer in front of it"),
+        }),
+    }
+}
+
+impl<S, ReqB, ResB, R> Service<Request<ReqB>> for RequireRolesService<S, R>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    R: Rejection<ResB>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqB, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        match check_roles(req.extensions(), &self.requirement) {
+            Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+            Err(e) => ResponseFuture::rejected(self.rejection.reject(e)),
+        }
+    }
+}

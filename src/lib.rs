@@ -1,0 +1,65 @@
+//! # keycard
+//!
+//! JWT authentication for tower, axum and actix-web: the front desk issues
+//! tokens, the card is a signed JWT, and the door lock checks it on every
+//! request. Secure by default: one algorithm pinned per key (never taken from
+//! the token), `exp` required, `iss`/`aud` enforced once configured, bounded
+//! input, access and refresh tokens never interchangeable, RFC 6750 errors.
+//!
+//! ```
+//! use axum::{body::Body, http::{Request, StatusCode}, routing::get, Router};
+//! use keycard::axum::{Claims, JwtAuth};
+//! use keycard::{Key, Verifier};
+//! use tower::ServiceExt;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Me { sub: String }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let verifier = Verifier::builder()
+//!     .key(Key::hs256(b"an-example-secret-of-32-bytes-or-more")?)
+//!     .audience("my-api")
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/me", get(|Claims(me): Claims<Me>| async move { me.sub }))
+//!     .layer(JwtAuth::new(verifier));
+//!
+//! let res = app.oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `aws-lc-rs` | yes | the aws-lc-rs crypto backend (fast) |
+//! | `rust-crypto` | no | the pure-Rust RustCrypto backend; if both are on, aws-lc-rs is used |
+//! | `tower` | yes | [`tower`]: the `JwtAuth` layer and `RequireRoles` |
+//! | `axum` | yes | [`axum`]: the `Claims<T>` extractor (implies `tower`) |
+//! | `actix` | no | [`actix`]: middleware, extractor and role guards for actix-web |
+
+#[doc(inline)]
+pub use keycard_core::*;
+
+/// The tower adapter (feature `tower`).
+#[cfg(feature = "tower")]
+pub mod tower {
+    #[doc(inline)]
+    pub use keycard_tower::*;
+}
+
+/// The axum adapter (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum {
+    #[doc(inline)]
+    pub use keycard_axum::*;
+}
+
+/// The actix-web adapter (feature `actix`).
+#[cfg(feature = "actix")]
+pub mod actix {
+    #[doc(inline)]
+    pub use keycard_actix::*;
+}
