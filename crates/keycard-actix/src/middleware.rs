@@ -128,7 +128,9 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let cfg = &self.config;
-        let attempt = cfg.verifier.authenticate_now(&ActixHeaders(req.headers()));
+        let attempt = cfg
+            .verifier
+            .authenticate_now(req.method().as_str(), &ActixHeaders(req.headers()));
         match attempt {
             Attempt::Done(result) => match cfg.mode.apply(result) {
                 Ok(verified) => {

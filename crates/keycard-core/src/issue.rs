@@ -226,6 +226,20 @@ impl TokenIssuer {
         sid: Option<&str>,
         claims: &C,
     ) -> Result<IssuedToken, IssueError> {
+        self.issue_with(kind, sub, sid, claims, None, None)
+    }
+
+    /// [`TokenIssuer::issue`] with a chosen `jti` and an upper bound on
+    /// `exp` (e.g. the end of the session).
+    pub fn issue_with<C: Serialize + ?Sized>(
+        &self,
+        kind: TokenType,
+        sub: &str,
+        sid: Option<&str>,
+        claims: &C,
+        jti: Option<&str>,
+        exp_cap: Option<i64>,
+    ) -> Result<IssuedToken, IssueError> {
         let s = &*self.0;
         let ttl = match kind {
             TokenType::Refresh => s.refresh_ttl,
@@ -238,8 +252,11 @@ impl TokenIssuer {
         };
         let now = now_secs();
         let ttl_secs = ttl.as_secs();
-        let exp = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
-        let jti = random_id();
+        let mut exp = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+        if let Some(cap) = exp_cap {
+            exp = exp.min(cap);
+        }
+        let jti = jti.map_or_else(random_id, str::to_owned);
         if let Some(iss) = &s.issuer {
             map.insert("iss".into(), iss.clone().into());
         }
@@ -268,7 +285,7 @@ impl TokenIssuer {
             token,
             jti,
             expires_at: exp,
-            expires_in: ttl_secs,
+            expires_in: u64::try_from(exp - now).unwrap_or(0),
         })
     }
 

@@ -20,12 +20,12 @@
 //! let token = issuer.issue(TokenType::Access, "alice", None, &serde_json::json!({"roles": ["admin"]}))?;
 //! let bearer = format!("Bearer {}", token.token);
 //! let headers: &[(&str, &str)] = &[("authorization", bearer.as_str())];
-//! let verified = verifier.authenticate(headers).await?;
+//! let verified = verifier.authenticate("GET", headers).await?;
 //! assert_eq!(verified.subject(), Some("alice"));
 //! assert!(verified.has_role("admin"));
 //!
 //! // No credentials: 401 with a bare challenge.
-//! let err = verifier.authenticate(&[][..]).await.unwrap_err();
+//! let err = verifier.authenticate("GET", &[][..]).await.unwrap_err();
 //! assert_eq!(err.kind(), AuthErrorKind::Missing);
 //! assert_eq!(err.status(), 401);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -39,18 +39,24 @@
 //! - errors ([`AuthError`], [`ConfigError`]),
 //! - roles ([`RoleRequirement`]),
 //! - issuing ([`TokenIssuer`], [`SigningKey`]),
-//! - revocation ([`RevocationStore`], [`InMemoryRevocationStore`]).
+//! - revocation ([`RevocationStore`], [`InMemoryRevocationStore`]),
+//! - sessions with refresh rotation ([`Sessions`], [`RefreshStore`]),
+//! - cookies ([`CookieSettings`]) and CSRF ([`csrf`]).
 
 mod b64;
+mod cookies;
+pub mod csrf;
 mod error;
 mod issue;
 mod json;
 mod key;
 mod revocation;
 mod roles;
+mod session;
 mod source;
 mod verify;
 
+pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
 pub use issue::{
     random_id, IssueError, IssuedToken, SigningKey, TokenIssuer, TokenIssuerBuilder,
@@ -61,6 +67,9 @@ pub use jsonwebtoken::Algorithm;
 pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
 pub use revocation::{Denylist, InMemoryRevocationStore, RevocationStore, StoreError, TokenFacts};
 pub use roles::{RoleClaim, RoleRequirement};
+pub use session::{
+    InMemoryRefreshStore, RefreshStore, Rotation, SessionError, Sessions, SessionsBuilder, TokenPair,
+};
 pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
 pub use verify::{
     Anonymous, Attempt, AuthMode, PendingVerification, RegisteredClaims, TokenType, Verified, Verifier,

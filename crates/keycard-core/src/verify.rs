@@ -15,6 +15,7 @@ use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::csrf::CsrfPolicy;
 use crate::error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
 use crate::key::{ensure_crypto, Key, KeyLookup, KeyProvider, KeySet};
 use crate::revocation::{RevocationStore, TokenFacts};
@@ -191,6 +192,7 @@ struct Settings {
     realm: Arc<str>,
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
+    csrf: CsrfPolicy,
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -269,9 +271,11 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
-    /// Find the one token in `headers` and verify it, without waiting on
-    /// anything. A missing token is `Err` of kind [`AuthErrorKind::Missing`].
-    pub fn authenticate_now<H: RequestHeaders + ?Sized>(&self, headers: &H) -> Attempt {
+    /// Find the one token in a request with `method` and `headers` and
+    /// verify it, without waiting on anything. A missing token is `Err` of
+    /// kind [`AuthErrorKind::Missing`]; a cookie-authenticated unsafe request
+    /// from another origin is refused before the token is even parsed.
+    pub fn authenticate_now<H: RequestHeaders + ?Sized>(&self, method: &str, headers: &H) -> Attempt {
         let (token, found) = match self.0.sources.find(headers) {
             Ok(Some(t)) => t,
             Ok(None) => return Attempt::Done(Err(self.err(AuthErrorKind::Missing.into()))),
@@ -281,15 +285,21 @@ impl Verifier {
                 ))
             }
         };
+        if found == Found::Cookie {
+            if let Err(e) = self.0.csrf.check(method, headers) {
+                return Attempt::Done(Err(self.err(e)));
+            }
+        }
         self.verify_now_from(token, found)
     }
 
     /// [`Verifier::authenticate_now`], waiting for a key refresh if needed.
     pub async fn authenticate<H: RequestHeaders + ?Sized>(
         &self,
+        method: &str,
         headers: &H,
     ) -> Result<Verified, AuthError> {
-        match self.authenticate_now(headers) {
+        match self.authenticate_now(method, headers) {
             Attempt::Done(r) => r,
             Attempt::Pending(p) => p.finish().await,
         }
@@ -321,6 +331,12 @@ impl Verifier {
                 found,
             }),
         }
+    }
+
+    /// The CSRF check alone, for endpoints that read a cookie themselves
+    /// (e.g. a refresh endpoint reading the refresh cookie).
+    pub fn check_csrf<H: RequestHeaders + ?Sized>(&self, method: &str, headers: &H) -> Result<(), AuthError> {
+        self.0.csrf.check(method, headers).map_err(|e| self.err(e))
     }
 
     /// The realm used in challenges.
@@ -617,6 +633,7 @@ pub struct VerifierBuilder {
     realm: Option<String>,
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
+    csrf: CsrfPolicy,
     error: Option<ConfigError>,
 }
 
@@ -765,6 +782,22 @@ impl VerifierBuilder {
         self
     }
 
+    /// An origin (`scheme://host[:port]`) allowed to send cookie-authenticated
+    /// unsafe requests, besides the request's own host (call again for
+    /// several). See [`crate::csrf`].
+    pub fn allowed_origin(mut self, origin: impl Into<String>) -> Self {
+        self.csrf.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Turn off the CSRF check for cookie-authenticated requests. Only safe
+    /// when cookies are `SameSite=Strict` and every subdomain is trusted, or
+    /// when another layer already defends against CSRF.
+    pub fn insecure_disable_csrf_check(mut self) -> Self {
+        self.csrf.disabled = true;
+        self
+    }
+
     /// Check the whole configuration and freeze it.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         ensure_crypto()?;
@@ -825,6 +858,7 @@ impl VerifierBuilder {
             realm: Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM)),
             revocation: self.revocation,
             fail_open: self.fail_open,
+            csrf: self.csrf,
         })))
     }
 }

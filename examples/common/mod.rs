@@ -1,0 +1,144 @@
+//! What the quickstart demos share, whatever the framework: configuration
+//! from the environment, the demo users, and the session logic.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use keycard::{CookieSettings, Sessions, SigningKey, TokenIssuer, TokenPair};
+use serde::Deserialize;
+
+/// `iss` and `aud` of the demo's tokens.
+pub const DEMO_ISSUER: &str = "keycard-quickstart";
+
+/// The demo's configuration and sessions.
+#[derive(Clone)]
+pub struct Demo {
+    pub sessions: Sessions,
+    pub cookies: CookieSettings,
+    pub port: u16,
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct RefreshRequest {
+    pub refresh_token: Option<String>,
+}
+
+/// The demo users: (username, password, roles).
+const USERS: &[(&str, &str, &[&str])] = &[
+    ("alice", "alice-password", &["user"]),
+    ("admin", "admin-password", &["user", "admin"]),
+];
+
+/// Compare without an early exit, so timing does not reveal how much of a
+/// password matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// The roles of a user whose password is right.
+pub fn check_user(username: &str, password: &str) -> Option<Vec<&'static str>> {
+    let mut found = None;
+    for (user, pass, roles) in USERS {
+        let ok = same(user.as_bytes(), username.as_bytes()) & same(pass.as_bytes(), password.as_bytes());
+        if ok {
+            found = Some(roles.to_vec());
+        }
+    }
+    found
+}
+
+/// Read `PORT` and `KEYCARD_SECRET`; exits with a clear message when the
+/// secret is too short.
+pub fn demo_from_env(default_port: u16) -> Demo {
+    let port = match std::env::var("PORT") {
+        Ok(p) => p.parse().unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number"))),
+        Err(_) => default_port,
+    };
+    let secret = match std::env::var("KEYCARD_SECRET") {
+        Ok(s) => s,
+        Err(_) => {
+            let s = format!("{}{}{}", keycard::random_id(), keycard::random_id(), keycard::random_id());
+            println!("KEYCARD_SECRET is not set: generated a random secret (tokens will not survive a restart).");
+            s
+        }
+    };
+    let key = SigningKey::hs256(secret.as_bytes()).unwrap_or_else(|e| {
+        fail(&format!("KEYCARD_SECRET is unusable: {e}. Use at least 32 random bytes."))
+    });
+    let mut issuer = TokenIssuer::builder(key).issuer(DEMO_ISSUER).audience(DEMO_ISSUER);
+    if let Some(secs) = env_secs("KEYCARD_ACCESS_TTL_SECS") {
+        issuer = issuer.access_ttl(std::time::Duration::from_secs(secs));
+    }
+    let issuer = issuer.build().unwrap_or_else(|e| fail(&e.to_string()));
+    // Plain http on loopback: cookies without `Secure` (development only).
+    let cookies = CookieSettings::new().insecure_http_for_local_development();
+    let access_cookie = cookies.access_name();
+    let mut builder = Sessions::builder(issuer)
+        .configure_verifiers(move |b| b.cookie_name(access_cookie.clone()));
+    if let Ok(url) = std::env::var("KEYCARD_REDIS_URL") {
+        builder = redis_stores(builder, &url);
+    }
+    let sessions = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
+    Demo { sessions, cookies, port }
+}
+
+fn env_secs(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(v.parse().unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a number of seconds"))))
+}
+
+fn redis_stores(_builder: keycard::SessionsBuilder, url: &str) -> keycard::SessionsBuilder {
+    let _ = url;
+    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support")
+}
+
+pub fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2)
+}
+
+impl Demo {
+    /// Log a user in, or `None` for a wrong username or password.
+    pub async fn login(&self, req: &LoginRequest) -> Option<Result<TokenPair, keycard::SessionError>> {
+        let roles = check_user(&req.username, &req.password)?;
+        Some(
+            self.sessions
+                .login(&req.username, &serde_json::json!({ "roles": roles }))
+                .await,
+        )
+    }
+
+    /// The `Set-Cookie` values for a fresh pair.
+    pub fn set_cookies(&self, pair: &TokenPair) -> [String; 2] {
+        [
+            self.cookies.access_cookie(&pair.access_token, pair.expires_in),
+            self.cookies.refresh_cookie(&pair.refresh_token, pair.refresh_expires_in),
+        ]
+    }
+
+    /// The `Set-Cookie` values that clear both cookies.
+    pub fn clear_cookies(&self) -> [String; 2] {
+        [self.cookies.clear_access(), self.cookies.clear_refresh()]
+    }
+
+    pub fn banner(&self, framework: &str) {
+        let port = self.port;
+        println!("keycard quickstart ({framework}) listening on http://127.0.0.1:{port}");
+        println!("  demo users: alice / alice-password (user), admin / admin-password (user, admin)");
+        println!("  try: curl -s -X POST localhost:{port}/login -H 'content-type: application/json' \\");
+        println!("         -d '{{\"username\":\"alice\",\"password\":\"alice-password\"}}'");
+    }
+}
+
+/// Shared so both frameworks answer identically.
+pub type Shared = Arc<Demo>;

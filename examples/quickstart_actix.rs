@@ -1,0 +1,132 @@
+//! The keycard demo API on actix-web, with the same contract as the axum
+//! quickstart. Run: `cargo run --example quickstart_actix`.
+
+mod common;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use common::{Demo, LoginRequest, RefreshRequest, Shared};
+use keycard::{SessionError, TokenPair};
+use keycard_actix::{ActixHeaders, Authenticated, JwtAuth, RequireRoles};
+
+fn json_error(status: u16, body: String) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .content_type("application/json")
+        .body(body)
+}
+
+fn with_cookies(mut res: HttpResponse, cookies: [String; 2]) -> HttpResponse {
+    for c in cookies {
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c) {
+            res.headers_mut().append(actix_web::http::header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+fn pair_response(demo: &Demo, result: Result<TokenPair, SessionError>) -> HttpResponse {
+    match result {
+        Ok(pair) => with_cookies(HttpResponse::Ok().json(&pair), demo.set_cookies(&pair)),
+        Err(e) => with_cookies(json_error(e.status(), e.body()), demo.clear_cookies()),
+    }
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn login(demo: web::Data<Shared>, req: web::Json<LoginRequest>) -> HttpResponse {
+    match demo.login(&req).await {
+        Some(result) => pair_response(&demo, result),
+        None => json_error(
+            401,
+            r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#.into(),
+        ),
+    }
+}
+
+async fn refresh(demo: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        RefreshRequest::default()
+    } else {
+        match serde_json::from_slice::<RefreshRequest>(&body) {
+            Ok(r) => r,
+            Err(_) => {
+                return json_error(
+                    400,
+                    r#"{"error":"invalid_request","error_description":"body must be JSON {\"refresh_token\": \"...\"}"}"#.into(),
+                )
+            }
+        }
+    };
+    let token = match from_body.refresh_token {
+        Some(t) => t,
+        None => {
+            let headers = ActixHeaders(req.headers());
+            if let Err(e) = demo.sessions.refresh_verifier().check_csrf(req.method().as_str(), &headers) {
+                return keycard_actix::error_response(&e);
+            }
+            match demo.cookies.refresh_token_from(&headers) {
+                Some(t) => t.to_owned(),
+                None => {
+                    return json_error(
+                        400,
+                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#.into(),
+                    )
+                }
+            }
+        }
+    };
+    pair_response(&demo, demo.sessions.refresh(&token).await)
+}
+
+async fn logout(demo: web::Data<Shared>, token: Authenticated) -> HttpResponse {
+    match demo.sessions.logout(&token).await {
+        Ok(()) => with_cookies(
+            HttpResponse::Ok().json(serde_json::json!({"logged_out": true})),
+            demo.clear_cookies(),
+        ),
+        Err(e) => json_error(e.status(), e.body()),
+    }
+}
+
+async fn me(token: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "sub": token.subject(), "roles": token.roles() }))
+}
+
+async fn admin(token: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "message": "welcome, admin", "sub": token.subject() }))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let demo: Shared = Arc::new(common::demo_from_env(3000));
+    let port = demo.port;
+    let data = web::Data::new(demo.clone());
+    let server = HttpServer::new(move || {
+        let auth = JwtAuth::new(data.sessions.verifier().clone());
+        App::new()
+            .app_data(data.clone())
+            .route("/health", web::get().to(health))
+            .route("/login", web::post().to(login))
+            .route("/refresh", web::post().to(refresh))
+            .service(
+                web::scope("")
+                    .wrap(auth)
+                    .route("/me", web::get().to(me))
+                    .route("/logout", web::post().to(logout))
+                    .service(
+                        web::resource("/admin")
+                            .wrap(RequireRoles::any_of(["admin"]))
+                            .route(web::get().to(admin)),
+                    ),
+            )
+    })
+    .workers(2)
+    .bind(("127.0.0.1", port))
+    .unwrap_or_else(|e| common::fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+    demo.banner("actix-web");
+    server.run().await
+}

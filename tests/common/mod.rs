@@ -1,0 +1,310 @@
+//! Shared by the cross-crate tests: token factories, the three adapter
+//! harnesses, and one runner so the adapters cannot drift apart.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use keycard::{Key, SigningKey, TokenIssuer, TokenType, Verifier, VerifierBuilder};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const SECRET: &[u8] = b"conformance-test-secret-0123456789abcdef";
+pub const OTHER_SECRET: &[u8] = b"another-secret-another-secret-another-secret";
+pub const ISS: &str = "https://issuer.test";
+pub const AUD: &str = "api";
+
+pub fn now() -> i64 {
+    keycard::unix_now()
+}
+
+pub fn issuer() -> TokenIssuer {
+    TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap()
+}
+
+pub fn verifier_builder() -> VerifierBuilder {
+    Verifier::builder().key(Key::hs256(SECRET).unwrap()).issuer(ISS).audience(AUD)
+}
+
+pub fn verifier() -> Verifier {
+    verifier_builder().build().unwrap()
+}
+
+/// A valid access token for `sub` with `roles`.
+pub fn access(sub: &str, roles: &[&str]) -> String {
+    issuer()
+        .issue(TokenType::Access, sub, None, &json!({ "roles": roles }))
+        .unwrap()
+        .token
+}
+
+/// Standard valid claims, to be tweaked by a case.
+pub fn claims() -> Value {
+    json!({
+        "iss": ISS, "aud": AUD, "sub": "alice", "roles": ["user"],
+        "iat": now(), "nbf": now(), "exp": now() + 600, "jti": "j-1",
+    })
+}
+
+/// Sign arbitrary claims with HS256 and `typ: at+jwt` (or `typ`).
+pub fn hs256(claims: &Value, typ: Option<&str>, secret: &[u8]) -> String {
+    let mut h = Header::new(Algorithm::HS256);
+    h.typ = typ.map(str::to_owned);
+    jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+pub fn at(claims: &Value) -> String {
+    hs256(claims, Some("at+jwt"), SECRET)
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Sign a raw header JSON and claims JSON with HS256 and `SECRET`.
+pub fn raw_hs256(header: &str, payload: &str) -> String {
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let sig = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{input}.{sig}")
+}
+
+/// What an adapter answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub challenge: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One request against an adapter app that has `GET|POST /me` (any valid
+/// token) and `GET /admin` (role `admin`).
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Call {
+    pub fn get(path: &'static str) -> Self {
+        Self { method: "GET", path, headers: Vec::new() }
+    }
+    pub fn post(path: &'static str) -> Self {
+        Self { method: "POST", path, headers: Vec::new() }
+    }
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+    pub fn cookie(self, token: &str) -> Self {
+        self.header("cookie", format!("keycard_access={token}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    Tower,
+    Axum,
+    Actix,
+}
+
+pub const ADAPTERS: [Adapter; 3] = [Adapter::Tower, Adapter::Axum, Adapter::Actix];
+
+fn http_request(call: &Call) -> Request<String> {
+    let mut b = Request::builder().method(call.method).uri(call.path);
+    for (n, v) in &call.headers {
+        b = b.header(n.as_str(), v.as_str());
+    }
+    b.body(String::new()).unwrap()
+}
+
+/// The handler body all adapters answer with on success: the caller's sub.
+fn me_body(v: &keycard::Verified) -> String {
+    json!({ "sub": v.subject(), "roles": v.roles() }).to_string()
+}
+
+pub async fn call_tower(verifier: &Verifier, call: &Call) -> Answer {
+    use keycard::tower::{JwtAuth, RequireRoles};
+    use tower::{service_fn, Layer};
+    let handler = service_fn(|req: Request<String>| async move {
+        let v = req.extensions().get::<keycard::Verified>().cloned();
+        let body = v.as_ref().map_or_else(|| "anonymous".to_owned(), me_body);
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let auth = JwtAuth::new(verifier.clone());
+    let res = if call.path.starts_with("/admin") {
+        let svc = auth.layer(RequireRoles::any_of(["admin"]).layer(handler));
+        svc.oneshot(http_request(call)).await.unwrap()
+    } else {
+        auth.layer(handler).oneshot(http_request(call)).await.unwrap()
+    };
+    Answer {
+        status: res.status().as_u16(),
+        challenge: res
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        body: res.into_body(),
+    }
+}
+
+pub fn axum_app(verifier: &Verifier) -> axum::Router {
+    use axum::routing::get;
+    use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
+    async fn me(Authenticated(v): Authenticated) -> String {
+        me_body(&v)
+    }
+    axum::Router::new()
+        .route("/me", get(me).post(me))
+        .merge(
+            axum::Router::new()
+                .route("/admin", get(me))
+                .route_layer(RequireRoles::any_of(["admin"])),
+        )
+        .layer(JwtAuth::new(verifier.clone()))
+}
+
+pub async fn call_axum(verifier: &Verifier, call: &Call) -> Answer {
+    let req = http_request(call).map(axum::body::Body::from);
+    let res = axum_app(verifier).oneshot(req).await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        challenge,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+pub async fn call_actix(verifier: &Verifier, call: &Call) -> Answer {
+    use actix_web::{test, web, App, HttpResponse};
+    use keycard_actix::{Authenticated, JwtAuth, RequireRoles};
+    async fn me(v: Authenticated) -> HttpResponse {
+        HttpResponse::Ok().body(me_body(&v))
+    }
+    let app = test::init_service(
+        App::new().service(
+            web::scope("")
+                .wrap(JwtAuth::new(verifier.clone()))
+                .route("/me", web::get().to(me))
+                .route("/me", web::post().to(me))
+                .service(
+                    web::resource("/admin")
+                        .wrap(RequireRoles::any_of(["admin"]))
+                        .route(web::get().to(me)),
+                ),
+        ),
+    )
+    .await;
+    let mut req = test::TestRequest::default()
+        .method(call.method.parse().unwrap())
+        .uri(call.path);
+    for (n, v) in &call.headers {
+        req = req.append_header((n.as_str(), v.as_str()));
+    }
+    let res = test::call_service(&app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = test::read_body(res).await;
+    Answer {
+        status,
+        challenge,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Run one call against one adapter (actix needs its own runtime).
+pub fn call(adapter: Adapter, verifier: &Verifier, call: &Call) -> Answer {
+    match adapter {
+        Adapter::Tower => tokio_rt().block_on(call_tower(verifier, call)),
+        Adapter::Axum => tokio_rt().block_on(call_axum(verifier, call)),
+        Adapter::Actix => actix_web::rt::System::new().block_on(call_actix(verifier, call)),
+    }
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// What a case expects: status, and the RFC 6750 error code in the
+/// challenge (`None`: a bare challenge or none at all).
+#[derive(Debug, Clone)]
+pub struct Expect {
+    pub status: u16,
+    pub error: Option<&'static str>,
+}
+
+pub const OK: Expect = Expect { status: 200, error: None };
+pub const MISSING: Expect = Expect { status: 401, error: None };
+pub const INVALID_TOKEN: Expect = Expect { status: 401, error: Some("invalid_token") };
+pub const INVALID_REQUEST: Expect = Expect { status: 400, error: Some("invalid_request") };
+pub const INSUFFICIENT: Expect = Expect { status: 403, error: Some("insufficient_scope") };
+pub const FORBIDDEN: Expect = Expect { status: 403, error: None };
+
+/// Check an answer against an expectation; returns a description of the
+/// mismatch.
+pub fn check(answer: &Answer, expect: &Expect) -> Result<(), String> {
+    if answer.status != expect.status {
+        return Err(format!("status {} != {}", answer.status, expect.status));
+    }
+    match (expect.status, expect.error, &answer.challenge) {
+        (200, _, _) => Ok(()),
+        (401, None, Some(c)) if c == "Bearer realm=\"keycard\"" => Ok(()),
+        (_, Some(code), Some(c)) if c.contains(&format!("error=\"{code}\"")) => {
+            if answer.json()["error"] == code {
+                Ok(())
+            } else {
+                Err(format!("body error code != {code}: {}", answer.body))
+            }
+        }
+        (403, None, None) => Ok(()),
+        _ => Err(format!("challenge {:?} does not match {:?}", answer.challenge, expect.error)),
+    }
+}
+
+/// Run a table of cases against all three adapters; fail listing every
+/// mismatch.
+pub fn run_table(verifier: &Verifier, cases: &[(&str, Call, Expect)]) {
+    let mut failures = Vec::new();
+    for adapter in ADAPTERS {
+        for (name, c, expect) in cases {
+            let answer = call(adapter, verifier, c);
+            if let Err(why) = check(&answer, expect) {
+                failures.push(format!("{adapter:?} / {name}: {why}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
