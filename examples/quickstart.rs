@@ -37,7 +37,8 @@ fn pair_response(demo: &Demo, result: Result<TokenPair, SessionError>) -> Respon
     match result {
         Ok(pair) => with_cookies(Json(&pair).into_response(), demo.set_cookies(&pair)),
         Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             with_cookies(json_error(status, e.body()), demo.clear_cookies())
         }
     }
@@ -52,12 +53,18 @@ async fn login(State(demo): State<Shared>, Json(req): Json<LoginRequest>) -> Res
         Some(result) => pair_response(&demo, result),
         None => json_error(
             StatusCode::UNAUTHORIZED,
-            r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#.into(),
+            r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#
+                .into(),
         ),
     }
 }
 
-async fn refresh(State(demo): State<Shared>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn refresh(
+    State(demo): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshRequest::default()
     } else {
@@ -75,7 +82,11 @@ async fn refresh(State(demo): State<Shared>, method: Method, headers: HeaderMap,
         Some(t) => t,
         None => {
             // The cookie rides along on cross-site requests: check the origin.
-            if let Err(e) = demo.sessions.refresh_verifier().check_csrf(method.as_str(), &headers) {
+            if let Err(e) = demo
+                .sessions
+                .refresh_verifier()
+                .check_csrf(method.as_str(), &headers)
+            {
                 return keycard::axum::error_response(e);
             }
             match demo.cookies.refresh_token_from(&headers) {
@@ -83,7 +94,8 @@ async fn refresh(State(demo): State<Shared>, method: Method, headers: HeaderMap,
                 None => {
                     return json_error(
                         StatusCode::BAD_REQUEST,
-                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#.into(),
+                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#
+                            .into(),
                     )
                 }
             }
@@ -94,7 +106,10 @@ async fn refresh(State(demo): State<Shared>, method: Method, headers: HeaderMap,
 
 async fn logout(State(demo): State<Shared>, Authenticated(token): Authenticated) -> Response {
     match demo.sessions.logout(&token).await {
-        Ok(()) => with_cookies(Json(serde_json::json!({"logged_out": true})).into_response(), demo.clear_cookies()),
+        Ok(()) => with_cookies(
+            Json(serde_json::json!({"logged_out": true})).into_response(),
+            demo.clear_cookies(),
+        ),
         Err(e) => json_error(
             StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             e.body(),
@@ -134,7 +149,9 @@ async fn main() {
     let demo = Arc::new(common::demo_from_env(3000));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", demo.port))
         .await
-        .unwrap_or_else(|e| common::fail(&format!("cannot listen on 127.0.0.1:{}: {e}", demo.port)));
+        .unwrap_or_else(|e| {
+            common::fail(&format!("cannot listen on 127.0.0.1:{}: {e}", demo.port))
+        });
     demo.banner("axum");
     axum::serve(listener, app(demo))
         .await

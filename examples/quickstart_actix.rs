@@ -20,7 +20,8 @@ fn json_error(status: u16, body: String) -> HttpResponse {
 fn with_cookies(mut res: HttpResponse, cookies: [String; 2]) -> HttpResponse {
     for c in cookies {
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c) {
-            res.headers_mut().append(actix_web::http::header::SET_COOKIE, v);
+            res.headers_mut()
+                .append(actix_web::http::header::SET_COOKIE, v);
         }
     }
     res
@@ -42,7 +43,8 @@ async fn login(demo: web::Data<Shared>, req: web::Json<LoginRequest>) -> HttpRes
         Some(result) => pair_response(&demo, result),
         None => json_error(
             401,
-            r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#.into(),
+            r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#
+                .into(),
         ),
     }
 }
@@ -65,7 +67,11 @@ async fn refresh(demo: web::Data<Shared>, req: HttpRequest, body: web::Bytes) ->
         Some(t) => t,
         None => {
             let headers = ActixHeaders(req.headers());
-            if let Err(e) = demo.sessions.refresh_verifier().check_csrf(req.method().as_str(), &headers) {
+            if let Err(e) = demo
+                .sessions
+                .refresh_verifier()
+                .check_csrf(req.method().as_str(), &headers)
+            {
                 return keycard_actix::error_response(&e);
             }
             match demo.cookies.refresh_token_from(&headers) {
@@ -73,7 +79,8 @@ async fn refresh(demo: web::Data<Shared>, req: HttpRequest, body: web::Bytes) ->
                 None => {
                     return json_error(
                         400,
-                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#.into(),
+                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#
+                            .into(),
                     )
                 }
             }
@@ -97,7 +104,8 @@ async fn me(token: Authenticated) -> HttpResponse {
 }
 
 async fn admin(token: Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "message": "welcome, admin", "sub": token.subject() }))
+    HttpResponse::Ok()
+        .json(serde_json::json!({ "message": "welcome, admin", "sub": token.subject() }))
 }
 
 #[actix_web::main]

@@ -30,51 +30,249 @@ fn the_same_answers_from_every_adapter() {
 
     let cases = vec![
         ("valid bearer", Call::get("/me").bearer(&alice), OK),
-        ("scheme is case-insensitive", Call::get("/me").header("authorization", format!("bEaReR {alice}")), OK),
+        (
+            "scheme is case-insensitive",
+            Call::get("/me").header("authorization", format!("bEaReR {alice}")),
+            OK,
+        ),
         ("valid cookie", Call::get("/me").cookie(&alice), OK),
-        ("cookie among others", Call::get("/me").header("cookie", format!("a=1; keycard_access={alice}; b=2")), OK),
+        (
+            "cookie among others",
+            Call::get("/me").header("cookie", format!("a=1; keycard_access={alice}; b=2")),
+            OK,
+        ),
         ("no credentials", Call::get("/me"), MISSING),
-        ("other scheme", Call::get("/me").header("authorization", "Basic YWxpY2U6cHc="), MISSING),
-        ("token in query string is never read", Call::get("/me?access_token=abc.def.ghi"), MISSING),
-        ("empty bearer", Call::get("/me").header("authorization", "Bearer "), INVALID_REQUEST),
-        ("bare scheme", Call::get("/me").header("authorization", "Bearer"), INVALID_REQUEST),
-        ("whitespace inside token", Call::get("/me").header("authorization", format!("Bearer {} x", alice)), INVALID_REQUEST),
-        ("two authorization headers", Call::get("/me").bearer(&alice).bearer(&alice), INVALID_REQUEST),
-        ("header and cookie", Call::get("/me").bearer(&alice).cookie(&alice), INVALID_REQUEST),
-        ("duplicate cookies", Call::get("/me").header("cookie", format!("keycard_access={alice}; keycard_access={alice}")), INVALID_REQUEST),
-        ("bad header never falls back to cookie", Call::get("/me").bearer("garbage").cookie(&alice), INVALID_REQUEST),
-        ("malformed token", Call::get("/me").bearer("not-a-jwt"), INVALID_TOKEN),
-        ("four segments", Call::get("/me").bearer(&format!("{alice}.x")), INVALID_TOKEN),
-        ("expired", Call::get("/me").bearer(&at(&with(claims(), "exp", json!(n - 120)))), INVALID_TOKEN),
-        ("not yet valid", Call::get("/me").bearer(&at(&with(claims(), "nbf", json!(n + 600)))), INVALID_TOKEN),
-        ("issued in the future", Call::get("/me").bearer(&at(&with(claims(), "iat", json!(n + 600)))), INVALID_TOKEN),
-        ("lifetime too long", Call::get("/me").bearer(&at(&with(with(claims(), "iat", json!(n)), "exp", json!(n + 90 * 24 * 3600)))), INVALID_TOKEN),
-        ("missing exp", Call::get("/me").bearer(&at(&without(claims(), "exp"))), INVALID_TOKEN),
-        ("exp as string", Call::get("/me").bearer(&at(&with(claims(), "exp", json!((n + 600).to_string())))), INVALID_TOKEN),
-        ("wrong audience", Call::get("/me").bearer(&at(&with(claims(), "aud", json!("other")))), INVALID_TOKEN),
-        ("audience array containing ours", Call::get("/me").bearer(&at(&with(claims(), "aud", json!(["x", AUD])))), OK),
-        ("audience of wrong type", Call::get("/me").bearer(&at(&with(claims(), "aud", json!(123)))), INVALID_TOKEN),
-        ("audience array of wrong type", Call::get("/me").bearer(&at(&with(claims(), "aud", json!([AUD, 1])))), INVALID_TOKEN),
-        ("missing audience", Call::get("/me").bearer(&at(&without(claims(), "aud"))), INVALID_TOKEN),
-        ("wrong issuer", Call::get("/me").bearer(&at(&with(claims(), "iss", json!("https://evil.test")))), INVALID_TOKEN),
-        ("missing issuer", Call::get("/me").bearer(&at(&without(claims(), "iss"))), INVALID_TOKEN),
-        ("sub of wrong type", Call::get("/me").bearer(&at(&with(claims(), "sub", json!(42)))), INVALID_TOKEN),
-        ("signed with another secret", Call::get("/me").bearer(&hs256(&claims(), Some("at+jwt"), OTHER_SECRET)), INVALID_TOKEN),
-        ("refresh token as access token", Call::get("/me").bearer(&refresh), INVALID_TOKEN),
-        ("untyped token", Call::get("/me").bearer(&hs256(&claims(), Some("JWT"), SECRET)), INVALID_TOKEN),
-        ("alg none", Call::get("/me").bearer(&format!("{}.{}.", b64(br#"{"alg":"none","typ":"at+jwt"}"#), b64(claims().to_string().as_bytes()))), INVALID_TOKEN),
-        ("alg none with signature", Call::get("/me").bearer(&format!("{}.{}.c2ln", b64(br#"{"alg":"none","typ":"at+jwt"}"#), b64(claims().to_string().as_bytes()))), INVALID_TOKEN),
-        ("crit header", Call::get("/me").bearer(&raw_hs256(r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#, &claims().to_string())), INVALID_TOKEN),
-        ("duplicate claim", Call::get("/me").bearer(&raw_hs256(r#"{"alg":"HS256","typ":"at+jwt"}"#, &claims().to_string().replacen('{', r#"{"sub":"mallory","#, 1))), INVALID_TOKEN),
-        ("non-JSON payload", Call::get("/me").bearer(&raw_hs256(r#"{"alg":"HS256","typ":"at+jwt"}"#, "hello")), INVALID_TOKEN),
-        ("oversized token", Call::get("/me").bearer(&huge), INVALID_TOKEN),
-        ("role missing", Call::get("/admin").bearer(&alice), INSUFFICIENT),
+        (
+            "other scheme",
+            Call::get("/me").header("authorization", "Basic YWxpY2U6cHc="),
+            MISSING,
+        ),
+        (
+            "token in query string is never read",
+            Call::get("/me?access_token=abc.def.ghi"),
+            MISSING,
+        ),
+        (
+            "empty bearer",
+            Call::get("/me").header("authorization", "Bearer "),
+            INVALID_REQUEST,
+        ),
+        (
+            "bare scheme",
+            Call::get("/me").header("authorization", "Bearer"),
+            INVALID_REQUEST,
+        ),
+        (
+            "whitespace inside token",
+            Call::get("/me").header("authorization", format!("Bearer {} x", alice)),
+            INVALID_REQUEST,
+        ),
+        (
+            "two authorization headers",
+            Call::get("/me").bearer(&alice).bearer(&alice),
+            INVALID_REQUEST,
+        ),
+        (
+            "header and cookie",
+            Call::get("/me").bearer(&alice).cookie(&alice),
+            INVALID_REQUEST,
+        ),
+        (
+            "duplicate cookies",
+            Call::get("/me").header(
+                "cookie",
+                format!("keycard_access={alice}; keycard_access={alice}"),
+            ),
+            INVALID_REQUEST,
+        ),
+        (
+            "bad header never falls back to cookie",
+            Call::get("/me").bearer("garbage").cookie(&alice),
+            INVALID_REQUEST,
+        ),
+        (
+            "malformed token",
+            Call::get("/me").bearer("not-a-jwt"),
+            INVALID_TOKEN,
+        ),
+        (
+            "four segments",
+            Call::get("/me").bearer(&format!("{alice}.x")),
+            INVALID_TOKEN,
+        ),
+        (
+            "expired",
+            Call::get("/me").bearer(&at(&with(claims(), "exp", json!(n - 120)))),
+            INVALID_TOKEN,
+        ),
+        (
+            "not yet valid",
+            Call::get("/me").bearer(&at(&with(claims(), "nbf", json!(n + 600)))),
+            INVALID_TOKEN,
+        ),
+        (
+            "issued in the future",
+            Call::get("/me").bearer(&at(&with(claims(), "iat", json!(n + 600)))),
+            INVALID_TOKEN,
+        ),
+        (
+            "lifetime too long",
+            Call::get("/me").bearer(&at(&with(
+                with(claims(), "iat", json!(n)),
+                "exp",
+                json!(n + 90 * 24 * 3600),
+            ))),
+            INVALID_TOKEN,
+        ),
+        (
+            "missing exp",
+            Call::get("/me").bearer(&at(&without(claims(), "exp"))),
+            INVALID_TOKEN,
+        ),
+        (
+            "exp as string",
+            Call::get("/me").bearer(&at(&with(claims(), "exp", json!((n + 600).to_string())))),
+            INVALID_TOKEN,
+        ),
+        (
+            "wrong audience",
+            Call::get("/me").bearer(&at(&with(claims(), "aud", json!("other")))),
+            INVALID_TOKEN,
+        ),
+        (
+            "audience array containing ours",
+            Call::get("/me").bearer(&at(&with(claims(), "aud", json!(["x", AUD])))),
+            OK,
+        ),
+        (
+            "audience of wrong type",
+            Call::get("/me").bearer(&at(&with(claims(), "aud", json!(123)))),
+            INVALID_TOKEN,
+        ),
+        (
+            "audience array of wrong type",
+            Call::get("/me").bearer(&at(&with(claims(), "aud", json!([AUD, 1])))),
+            INVALID_TOKEN,
+        ),
+        (
+            "missing audience",
+            Call::get("/me").bearer(&at(&without(claims(), "aud"))),
+            INVALID_TOKEN,
+        ),
+        (
+            "wrong issuer",
+            Call::get("/me").bearer(&at(&with(claims(), "iss", json!("https://evil.test")))),
+            INVALID_TOKEN,
+        ),
+        (
+            "missing issuer",
+            Call::get("/me").bearer(&at(&without(claims(), "iss"))),
+            INVALID_TOKEN,
+        ),
+        (
+            "sub of wrong type",
+            Call::get("/me").bearer(&at(&with(claims(), "sub", json!(42)))),
+            INVALID_TOKEN,
+        ),
+        (
+            "signed with another secret",
+            Call::get("/me").bearer(&hs256(&claims(), Some("at+jwt"), OTHER_SECRET)),
+            INVALID_TOKEN,
+        ),
+        (
+            "refresh token as access token",
+            Call::get("/me").bearer(&refresh),
+            INVALID_TOKEN,
+        ),
+        (
+            "untyped token",
+            Call::get("/me").bearer(&hs256(&claims(), Some("JWT"), SECRET)),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg none",
+            Call::get("/me").bearer(&format!(
+                "{}.{}.",
+                b64(br#"{"alg":"none","typ":"at+jwt"}"#),
+                b64(claims().to_string().as_bytes())
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg none with signature",
+            Call::get("/me").bearer(&format!(
+                "{}.{}.c2ln",
+                b64(br#"{"alg":"none","typ":"at+jwt"}"#),
+                b64(claims().to_string().as_bytes())
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "crit header",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"]}"#,
+                &claims().to_string(),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "duplicate claim",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt"}"#,
+                &claims()
+                    .to_string()
+                    .replacen('{', r#"{"sub":"mallory","#, 1),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "non-JSON payload",
+            Call::get("/me").bearer(&raw_hs256(r#"{"alg":"HS256","typ":"at+jwt"}"#, "hello")),
+            INVALID_TOKEN,
+        ),
+        (
+            "oversized token",
+            Call::get("/me").bearer(&huge),
+            INVALID_TOKEN,
+        ),
+        (
+            "role missing",
+            Call::get("/admin").bearer(&alice),
+            INSUFFICIENT,
+        ),
         ("role present", Call::get("/admin").bearer(&admin), OK),
         ("role check needs a token", Call::get("/admin"), MISSING),
-        ("cookie POST from another origin", Call::post("/me").cookie(&alice).header("origin", "http://evil.test").header("host", "api.test"), FORBIDDEN),
-        ("cookie POST, cross-site fetch", Call::post("/me").cookie(&alice).header("sec-fetch-site", "cross-site"), FORBIDDEN),
-        ("cookie POST from own origin", Call::post("/me").cookie(&alice).header("origin", "http://api.test").header("host", "api.test"), OK),
-        ("bearer POST from any origin", Call::post("/me").bearer(&alice).header("origin", "http://evil.test").header("host", "api.test"), OK),
+        (
+            "cookie POST from another origin",
+            Call::post("/me")
+                .cookie(&alice)
+                .header("origin", "http://evil.test")
+                .header("host", "api.test"),
+            FORBIDDEN,
+        ),
+        (
+            "cookie POST, cross-site fetch",
+            Call::post("/me")
+                .cookie(&alice)
+                .header("sec-fetch-site", "cross-site"),
+            FORBIDDEN,
+        ),
+        (
+            "cookie POST from own origin",
+            Call::post("/me")
+                .cookie(&alice)
+                .header("origin", "http://api.test")
+                .header("host", "api.test"),
+            OK,
+        ),
+        (
+            "bearer POST from any origin",
+            Call::post("/me")
+                .bearer(&alice)
+                .header("origin", "http://evil.test")
+                .header("host", "api.test"),
+            OK,
+        ),
     ];
     run_table(&v, &cases);
 }
@@ -86,11 +284,21 @@ fn insufficient_scope_names_the_role_and_bodies_never_echo_the_token() {
     for adapter in ADAPTERS {
         let a = call(adapter, &v, &Call::get("/admin").bearer(&alice));
         assert_eq!(a.status, 403, "{adapter:?}");
-        assert!(a.challenge.as_deref().unwrap().contains("scope=\"admin\""), "{adapter:?}: {a:?}");
+        assert!(
+            a.challenge.as_deref().unwrap().contains("scope=\"admin\""),
+            "{adapter:?}: {a:?}"
+        );
         let bad = call(adapter, &v, &Call::get("/me").bearer(&format!("{alice}x")));
         assert_eq!(bad.status, 401);
-        assert!(!bad.body.contains(&alice[..20]), "{adapter:?} echoed the token: {}", bad.body);
-        assert!(!bad.body.contains("conformance-test-secret"), "{adapter:?} echoed the key");
+        assert!(
+            !bad.body.contains(&alice[..20]),
+            "{adapter:?} echoed the token: {}",
+            bad.body
+        );
+        assert!(
+            !bad.body.contains("conformance-test-secret"),
+            "{adapter:?} echoed the key"
+        );
     }
 }
 
@@ -102,6 +310,9 @@ fn successful_requests_see_the_same_claims() {
         .iter()
         .map(|a| call(*a, &v, &Call::get("/admin").bearer(&admin)).json())
         .collect();
-    assert_eq!(answers[0], json!({"sub": "root", "roles": ["user", "admin"]}));
+    assert_eq!(
+        answers[0],
+        json!({"sub": "root", "roles": ["user", "admin"]})
+    );
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 }

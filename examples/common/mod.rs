@@ -49,7 +49,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 pub fn check_user(username: &str, password: &str) -> Option<Vec<&'static str>> {
     let mut found = None;
     for (user, pass, roles) in USERS {
-        let ok = same(user.as_bytes(), username.as_bytes()) & same(pass.as_bytes(), password.as_bytes());
+        let ok =
+            same(user.as_bytes(), username.as_bytes()) & same(pass.as_bytes(), password.as_bytes());
         if ok {
             found = Some(roles.to_vec());
         }
@@ -61,21 +62,32 @@ pub fn check_user(username: &str, password: &str) -> Option<Vec<&'static str>> {
 /// secret is too short.
 pub fn demo_from_env(default_port: u16) -> Demo {
     let port = match std::env::var("PORT") {
-        Ok(p) => p.parse().unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number"))),
+        Ok(p) => p
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number"))),
         Err(_) => default_port,
     };
     let secret = match std::env::var("KEYCARD_SECRET") {
         Ok(s) => s,
         Err(_) => {
-            let s = format!("{}{}{}", keycard::random_id(), keycard::random_id(), keycard::random_id());
+            let s = format!(
+                "{}{}{}",
+                keycard::random_id(),
+                keycard::random_id(),
+                keycard::random_id()
+            );
             println!("KEYCARD_SECRET is not set: generated a random secret (tokens will not survive a restart).");
             s
         }
     };
     let key = SigningKey::hs256(secret.as_bytes()).unwrap_or_else(|e| {
-        fail(&format!("KEYCARD_SECRET is unusable: {e}. Use at least 32 random bytes."))
+        fail(&format!(
+            "KEYCARD_SECRET is unusable: {e}. Use at least 32 random bytes."
+        ))
     });
-    let mut issuer = TokenIssuer::builder(key).issuer(DEMO_ISSUER).audience(DEMO_ISSUER);
+    let mut issuer = TokenIssuer::builder(key)
+        .issuer(DEMO_ISSUER)
+        .audience(DEMO_ISSUER);
     if let Some(secs) = env_secs("KEYCARD_ACCESS_TTL_SECS") {
         issuer = issuer.access_ttl(std::time::Duration::from_secs(secs));
     }
@@ -89,12 +101,19 @@ pub fn demo_from_env(default_port: u16) -> Demo {
         builder = redis_stores(builder, &url);
     }
     let sessions = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
-    Demo { sessions, cookies, port }
+    Demo {
+        sessions,
+        cookies,
+        port,
+    }
 }
 
 fn env_secs(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
-    Some(v.parse().unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a number of seconds"))))
+    Some(
+        v.parse()
+            .unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a number of seconds"))),
+    )
 }
 
 fn redis_stores(_builder: keycard::SessionsBuilder, url: &str) -> keycard::SessionsBuilder {
@@ -109,7 +128,10 @@ pub fn fail(msg: &str) -> ! {
 
 impl Demo {
     /// Log a user in, or `None` for a wrong username or password.
-    pub async fn login(&self, req: &LoginRequest) -> Option<Result<TokenPair, keycard::SessionError>> {
+    pub async fn login(
+        &self,
+        req: &LoginRequest,
+    ) -> Option<Result<TokenPair, keycard::SessionError>> {
         let roles = check_user(&req.username, &req.password)?;
         Some(
             self.sessions
@@ -121,8 +143,10 @@ impl Demo {
     /// The `Set-Cookie` values for a fresh pair.
     pub fn set_cookies(&self, pair: &TokenPair) -> [String; 2] {
         [
-            self.cookies.access_cookie(&pair.access_token, pair.expires_in),
-            self.cookies.refresh_cookie(&pair.refresh_token, pair.refresh_expires_in),
+            self.cookies
+                .access_cookie(&pair.access_token, pair.expires_in),
+            self.cookies
+                .refresh_cookie(&pair.refresh_token, pair.refresh_expires_in),
         ]
     }
 
@@ -134,8 +158,12 @@ impl Demo {
     pub fn banner(&self, framework: &str) {
         let port = self.port;
         println!("keycard quickstart ({framework}) listening on http://127.0.0.1:{port}");
-        println!("  demo users: alice / alice-password (user), admin / admin-password (user, admin)");
-        println!("  try: curl -s -X POST localhost:{port}/login -H 'content-type: application/json' \\");
+        println!(
+            "  demo users: alice / alice-password (user), admin / admin-password (user, admin)"
+        );
+        println!(
+            "  try: curl -s -X POST localhost:{port}/login -H 'content-type: application/json' \\"
+        );
         println!("         -d '{{\"username\":\"alice\",\"password\":\"alice-password\"}}'");
     }
 }

@@ -2,6 +2,8 @@
 //! harnesses, and one runner so the adapters cannot drift apart.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::convert::Infallible;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,7 +33,10 @@ pub fn issuer() -> TokenIssuer {
 }
 
 pub fn verifier_builder() -> VerifierBuilder {
-    Verifier::builder().key(Key::hs256(SECRET).unwrap()).issuer(ISS).audience(AUD)
+    Verifier::builder()
+        .key(Key::hs256(SECRET).unwrap())
+        .issuer(ISS)
+        .audience(AUD)
 }
 
 pub fn verifier() -> Verifier {
@@ -106,10 +111,18 @@ pub struct Call {
 
 impl Call {
     pub fn get(path: &'static str) -> Self {
-        Self { method: "GET", path, headers: Vec::new() }
+        Self {
+            method: "GET",
+            path,
+            headers: Vec::new(),
+        }
     }
     pub fn post(path: &'static str) -> Self {
-        Self { method: "POST", path, headers: Vec::new() }
+        Self {
+            method: "POST",
+            path,
+            headers: Vec::new(),
+        }
     }
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
@@ -158,7 +171,10 @@ pub async fn call_tower(verifier: &Verifier, call: &Call) -> Answer {
         let svc = auth.layer(RequireRoles::any_of(["admin"]).layer(handler));
         svc.oneshot(http_request(call)).await.unwrap()
     } else {
-        auth.layer(handler).oneshot(http_request(call)).await.unwrap()
+        auth.layer(handler)
+            .oneshot(http_request(call))
+            .await
+            .unwrap()
     };
     Answer {
         status: res.status().as_u16(),
@@ -266,12 +282,30 @@ pub struct Expect {
     pub error: Option<&'static str>,
 }
 
-pub const OK: Expect = Expect { status: 200, error: None };
-pub const MISSING: Expect = Expect { status: 401, error: None };
-pub const INVALID_TOKEN: Expect = Expect { status: 401, error: Some("invalid_token") };
-pub const INVALID_REQUEST: Expect = Expect { status: 400, error: Some("invalid_request") };
-pub const INSUFFICIENT: Expect = Expect { status: 403, error: Some("insufficient_scope") };
-pub const FORBIDDEN: Expect = Expect { status: 403, error: None };
+pub const OK: Expect = Expect {
+    status: 200,
+    error: None,
+};
+pub const MISSING: Expect = Expect {
+    status: 401,
+    error: None,
+};
+pub const INVALID_TOKEN: Expect = Expect {
+    status: 401,
+    error: Some("invalid_token"),
+};
+pub const INVALID_REQUEST: Expect = Expect {
+    status: 400,
+    error: Some("invalid_request"),
+};
+pub const INSUFFICIENT: Expect = Expect {
+    status: 403,
+    error: Some("insufficient_scope"),
+};
+pub const FORBIDDEN: Expect = Expect {
+    status: 403,
+    error: None,
+};
 
 /// Check an answer against an expectation; returns a description of the
 /// mismatch.
@@ -290,7 +324,10 @@ pub fn check(answer: &Answer, expect: &Expect) -> Result<(), String> {
             }
         }
         (403, None, None) => Ok(()),
-        _ => Err(format!("challenge {:?} does not match {:?}", answer.challenge, expect.error)),
+        _ => Err(format!(
+            "challenge {:?} does not match {:?}",
+            answer.challenge, expect.error
+        )),
     }
 }
 
@@ -306,5 +343,10 @@ pub fn run_table(verifier: &Verifier, cases: &[(&str, Call, Expect)]) {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

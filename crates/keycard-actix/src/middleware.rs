@@ -150,7 +150,10 @@ where
                     match cfg.mode.apply(pending.finish().await) {
                         Ok(verified) => {
                             admit(&req, verified, &cfg.verifier);
-                            service.call(req).await.map(ServiceResponse::map_into_left_body)
+                            service
+                                .call(req)
+                                .await
+                                .map(ServiceResponse::map_into_left_body)
                         }
                         Err(e) => Ok(req.into_response((cfg.reject)(&e)).map_into_right_body()),
                     }
@@ -278,7 +281,9 @@ where
                 Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
             }
             Err(e) => {
-                let res = req.into_response((self.config.reject)(&e)).map_into_right_body();
+                let res = req
+                    .into_response((self.config.reject)(&e))
+                    .map_into_right_body();
                 Box::pin(ready(Ok(res)))
             }
         }

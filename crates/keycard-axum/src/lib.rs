@@ -37,9 +37,7 @@ use http::request::Parts;
 use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};
 use serde::de::DeserializeOwned;
 
-pub use keycard_tower::{
-    error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles,
-};
+pub use keycard_tower::{error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles};
 
 /// The verified claims of the request's token, deserialized into `T`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -118,7 +118,12 @@ impl CookieSettings {
     /// `Set-Cookie` for a refresh token living `max_age` seconds.
     pub fn refresh_cookie(&self, token: &str, max_age: u64) -> String {
         let age = i64::try_from(max_age).unwrap_or(i64::MAX);
-        self.build(self.refresh_name(), token.into(), self.refresh_path.clone(), age)
+        self.build(
+            self.refresh_name(),
+            token.into(),
+            self.refresh_path.clone(),
+            age,
+        )
     }
 
     /// `Set-Cookie` that deletes the access cookie.
@@ -128,16 +133,26 @@ impl CookieSettings {
 
     /// `Set-Cookie` that deletes the refresh cookie.
     pub fn clear_refresh(&self) -> String {
-        self.build(self.refresh_name(), String::new(), self.refresh_path.clone(), 0)
+        self.build(
+            self.refresh_name(),
+            String::new(),
+            self.refresh_path.clone(),
+            0,
+        )
     }
 
     /// Read the refresh token from request headers (`Cookie`), if present
     /// exactly once.
-    pub fn refresh_token_from<'a, H: crate::RequestHeaders + ?Sized>(&self, headers: &'a H) -> Option<&'a str> {
+    pub fn refresh_token_from<'a, H: crate::RequestHeaders + ?Sized>(
+        &self,
+        headers: &'a H,
+    ) -> Option<&'a str> {
         let name = self.refresh_name();
         let mut found = None;
         for header in headers.header_values("cookie") {
-            let Ok(header) = std::str::from_utf8(header) else { continue };
+            let Ok(header) = std::str::from_utf8(header) else {
+                continue;
+            };
             for c in Cookie::split_parse(header).flatten() {
                 if c.name() == name {
                     if found.is_some() {
@@ -160,7 +175,13 @@ mod tests {
         let c = CookieSettings::new();
         let a = c.access_cookie("tok", 900);
         assert!(a.starts_with("keycard_access=tok"), "{a}");
-        for flag in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=900"] {
+        for flag in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Path=/",
+            "Max-Age=900",
+        ] {
             assert!(a.contains(flag), "{a} lacks {flag}");
         }
         let r = c.refresh_cookie("rt", 60);
@@ -168,8 +189,12 @@ mod tests {
         let cleared = c.clear_access();
         assert!(cleared.contains("Max-Age=0"), "{cleared}");
         let h = CookieSettings::new().host_prefix();
-        assert!(h.access_cookie("t", 1).starts_with("__Host-keycard_access=t"));
-        assert!(h.refresh_cookie("t", 1).starts_with("__Secure-keycard_refresh=t"));
+        assert!(h
+            .access_cookie("t", 1)
+            .starts_with("__Host-keycard_access=t"));
+        assert!(h
+            .refresh_cookie("t", 1)
+            .starts_with("__Secure-keycard_refresh=t"));
         let dev = CookieSettings::new().insecure_http_for_local_development();
         assert!(!dev.access_cookie("t", 1).contains("Secure"));
     }

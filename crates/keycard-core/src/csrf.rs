@@ -39,7 +39,11 @@ fn single<'a, H: RequestHeaders + ?Sized>(headers: &'a H, name: &str) -> Option<
 
 impl CsrfPolicy {
     /// Check a cookie-authenticated request with `method`.
-    pub fn check<H: RequestHeaders + ?Sized>(&self, method: &str, headers: &H) -> Result<(), AuthError> {
+    pub fn check<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+    ) -> Result<(), AuthError> {
         if self.disabled || is_safe_method(method) {
             return Ok(());
         }
@@ -84,7 +88,9 @@ fn same_host<H: RequestHeaders + ?Sized>(origin: &str, headers: &H) -> bool {
     };
     let norm = |a: &str| {
         let a = a.to_ascii_lowercase();
-        if a.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !a.ends_with(']')) {
+        if a.rsplit_once(':')
+            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !a.ends_with(']'))
+        {
             a
         } else {
             format!("{a}{default_port}")
@@ -110,13 +116,31 @@ mod tests {
         assert!(check(&[]), "non-browser client");
         assert!(check(&[("sec-fetch-site", "same-origin")]));
         assert!(!check(&[("sec-fetch-site", "cross-site")]));
-        assert!(!check(&[("sec-fetch-site", "same-site"), ("origin", "http://127.0.0.1:4000"), ("host", "127.0.0.1:3000")]));
-        assert!(check(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]));
-        assert!(check(&[("origin", "http://localhost"), ("host", "localhost:80")]));
-        assert!(check(&[("origin", "https://app.example"), ("host", "api.example")]));
-        assert!(!check(&[("origin", "https://evil.example"), ("host", "api.example")]));
+        assert!(!check(&[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://127.0.0.1:4000"),
+            ("host", "127.0.0.1:3000")
+        ]));
+        assert!(check(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000")
+        ]));
+        assert!(check(&[
+            ("origin", "http://localhost"),
+            ("host", "localhost:80")
+        ]));
+        assert!(check(&[
+            ("origin", "https://app.example"),
+            ("host", "api.example")
+        ]));
+        assert!(!check(&[
+            ("origin", "https://evil.example"),
+            ("host", "api.example")
+        ]));
         assert!(!check(&[("origin", "null"), ("host", "api.example")]));
         let p = CsrfPolicy::default();
-        assert!(p.check("GET", &[("sec-fetch-site", "cross-site")][..]).is_ok());
+        assert!(p
+            .check("GET", &[("sec-fetch-site", "cross-site")][..])
+            .is_ok());
     }
 }

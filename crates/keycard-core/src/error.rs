@@ -328,19 +328,24 @@ mod tests {
     fn missing_has_no_error_code() {
         let e = AuthError::new(AuthErrorKind::Missing);
         assert_eq!(e.status(), 401);
-        assert_eq!(
-            e.www_authenticate().unwrap(),
-            "Bearer realm=\"keycard\""
-        );
+        assert_eq!(e.www_authenticate().unwrap(), "Bearer realm=\"keycard\"");
     }
 
     #[test]
     fn mapping_is_rfc6750() {
         let cases = [
-            (AuthErrorKind::MalformedRequest, 400, Some("invalid_request")),
+            (
+                AuthErrorKind::MalformedRequest,
+                400,
+                Some("invalid_request"),
+            ),
             (AuthErrorKind::Expired, 401, Some("invalid_token")),
             (AuthErrorKind::BadSignature, 401, Some("invalid_token")),
-            (AuthErrorKind::InsufficientRole, 403, Some("insufficient_scope")),
+            (
+                AuthErrorKind::InsufficientRole,
+                403,
+                Some("insufficient_scope"),
+            ),
             (AuthErrorKind::StoreUnavailable, 503, None),
         ];
         for (kind, status, code) in cases {

@@ -79,8 +79,10 @@ impl SigningKey {
     }
 
     fn from_encoding_key(alg: Algorithm, key: EncodingKey) -> Result<Self, ConfigError> {
-        let jwk = Jwk::from_encoding_key(&key, alg).map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
-        let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        let jwk = Jwk::from_encoding_key(&key, alg)
+            .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        let decoding =
+            DecodingKey::from_jwk(&jwk).map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
         let public = Key::checked(alg, decoding)?;
         Ok(Self {
             alg,
@@ -120,7 +122,8 @@ impl SigningKey {
         let mut header = Header::new(self.alg);
         header.typ = Some(typ.to_owned());
         header.kid = self.kid.as_deref().map(str::to_owned);
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| IssueError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|e| IssueError::Sign(e.to_string()))
     }
 }
 
@@ -245,11 +248,12 @@ impl TokenIssuer {
             TokenType::Refresh => s.refresh_ttl,
             _ => s.access_ttl,
         };
-        let mut map = match serde_json::to_value(claims).map_err(|e| IssueError::Claims(e.to_string()))? {
-            Value::Object(m) => m,
-            Value::Null => Map::new(),
-            _ => return Err(IssueError::Claims("not an object".into())),
-        };
+        let mut map =
+            match serde_json::to_value(claims).map_err(|e| IssueError::Claims(e.to_string()))? {
+                Value::Object(m) => m,
+                Value::Null => Map::new(),
+                _ => return Err(IssueError::Claims("not an object".into())),
+            };
         let now = now_secs();
         let ttl_secs = ttl.as_secs();
         let mut exp = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
@@ -384,7 +388,9 @@ impl TokenIssuerBuilder {
     pub fn build(self) -> Result<TokenIssuer, ConfigError> {
         ensure_crypto()?;
         if self.access_ttl.is_zero() || self.refresh_ttl.is_zero() || self.session_ttl.is_zero() {
-            return Err(ConfigError::InvalidSetting("token lifetimes must be positive".into()));
+            return Err(ConfigError::InvalidSetting(
+                "token lifetimes must be positive".into(),
+            ));
         }
         if self.access_ttl > self.refresh_ttl {
             return Err(ConfigError::InvalidSetting(

@@ -415,7 +415,11 @@ mod tests {
     fn short_hmac_secret_is_config_error() {
         assert!(matches!(
             Key::hs256([0u8; 31]),
-            Err(ConfigError::WeakSecret { min: 32, got: 31, .. })
+            Err(ConfigError::WeakSecret {
+                min: 32,
+                got: 31,
+                ..
+            })
         ));
         assert!(Key::hs256([0u8; 32]).is_ok());
         assert!(matches!(

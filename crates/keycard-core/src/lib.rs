@@ -68,12 +68,13 @@ pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
 pub use revocation::{Denylist, InMemoryRevocationStore, RevocationStore, StoreError, TokenFacts};
 pub use roles::{RoleClaim, RoleRequirement};
 pub use session::{
-    InMemoryRefreshStore, RefreshStore, Rotation, SessionError, Sessions, SessionsBuilder, TokenPair,
+    InMemoryRefreshStore, RefreshStore, Rotation, SessionError, Sessions, SessionsBuilder,
+    TokenPair,
 };
 pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
 pub use verify::{
-    Anonymous, Attempt, AuthMode, PendingVerification, RegisteredClaims, TokenType, Verified, Verifier,
-    VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_BYTES,
+    Anonymous, Attempt, AuthMode, PendingVerification, RegisteredClaims, TokenType, Verified,
+    Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_BYTES,
 };
 
 /// Seconds since the Unix epoch, as used in `exp`, `nbf` and `iat`.

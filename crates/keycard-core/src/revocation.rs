@@ -51,7 +51,7 @@ impl<'a> TokenFacts<'a> {
 
     /// With a `sub`.
     #[must_use]
-    pub fn sub(mut self, sub: &'a str) -> Self {
+    pub fn subject(mut self, sub: &'a str) -> Self {
         self.sub = Some(sub);
         self
     }
@@ -96,10 +96,18 @@ pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
     fn is_revoked(&self, token: &TokenFacts<'_>) -> Result<bool, StoreError>;
 
     /// Revoke one token until `expires_at` (its `exp`).
-    fn revoke_token<'a>(&'a self, jti: &'a str, expires_at: i64) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn revoke_token<'a>(
+        &'a self,
+        jti: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Revoke every token of a session (refresh family) until `expires_at`.
-    fn revoke_session<'a>(&'a self, sid: &'a str, expires_at: i64) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn revoke_session<'a>(
+        &'a self,
+        sid: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Revoke every token of `sub` issued at or before `issued_at_or_before`
     /// ("log out everywhere"), keeping the entry until `expires_at`.
@@ -226,7 +234,11 @@ impl RevocationStore for InMemoryRevocationStore {
         Ok(self.read().contains(token, now_secs()))
     }
 
-    fn revoke_token<'a>(&'a self, jti: &'a str, expires_at: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn revoke_token<'a>(
+        &'a self,
+        jti: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         let r = self.write(|l| {
             let e = l.tokens.entry(jti.to_owned()).or_insert(expires_at);
             *e = (*e).max(expires_at);
@@ -234,7 +246,11 @@ impl RevocationStore for InMemoryRevocationStore {
         Box::pin(std::future::ready(r))
     }
 
-    fn revoke_session<'a>(&'a self, sid: &'a str, expires_at: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn revoke_session<'a>(
+        &'a self,
+        sid: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         let r = self.write(|l| {
             let e = l.sessions.entry(sid.to_owned()).or_insert(expires_at);
             *e = (*e).max(expires_at);
@@ -268,21 +284,43 @@ mod tests {
     async fn revoke_token_session_and_subject() {
         let store = InMemoryRevocationStore::new();
         let now = now_secs();
-        let t = TokenFacts::new(now + 60).jti("j1").sub("alice").sid("s1").iat(now - 10);
+        let t = TokenFacts::new(now + 60)
+            .jti("j1")
+            .subject("alice")
+            .sid("s1")
+            .iat(now - 10);
         assert!(!store.is_revoked(&t).unwrap());
 
         store.revoke_token("j1", now + 60).await.unwrap();
         assert!(store.is_revoked(&t).unwrap());
-        assert!(!store.is_revoked(&TokenFacts::new(now + 60).jti("j2")).unwrap());
+        assert!(!store
+            .is_revoked(&TokenFacts::new(now + 60).jti("j2"))
+            .unwrap());
 
         store.revoke_session("s2", now + 60).await.unwrap();
-        assert!(store.is_revoked(&TokenFacts::new(now + 60).sid("s2")).unwrap());
+        assert!(store
+            .is_revoked(&TokenFacts::new(now + 60).sid("s2"))
+            .unwrap());
 
-        store.revoke_subject("bob", now - 5, now + 60).await.unwrap();
-        assert!(store.is_revoked(&TokenFacts::new(now + 60).sub("bob").iat(now - 6)).unwrap());
-        assert!(store.is_revoked(&TokenFacts::new(now + 60).sub("bob").iat(now - 5)).unwrap());
-        assert!(!store.is_revoked(&TokenFacts::new(now + 60).sub("bob").iat(now - 4)).unwrap());
-        assert!(store.is_revoked(&TokenFacts::new(now + 60).sub("bob")).unwrap(), "no iat");
+        store
+            .revoke_subject("bob", now - 5, now + 60)
+            .await
+            .unwrap();
+        assert!(store
+            .is_revoked(&TokenFacts::new(now + 60).subject("bob").iat(now - 6))
+            .unwrap());
+        assert!(store
+            .is_revoked(&TokenFacts::new(now + 60).subject("bob").iat(now - 5))
+            .unwrap());
+        assert!(!store
+            .is_revoked(&TokenFacts::new(now + 60).subject("bob").iat(now - 4))
+            .unwrap());
+        assert!(
+            store
+                .is_revoked(&TokenFacts::new(now + 60).subject("bob"))
+                .unwrap(),
+            "no iat"
+        );
     }
 
     #[tokio::test]
@@ -290,7 +328,9 @@ mod tests {
         let store = InMemoryRevocationStore::with_capacity(2);
         let now = now_secs();
         store.revoke_token("old", now - 10).await.unwrap();
-        assert!(!store.is_revoked(&TokenFacts::new(now + 5).jti("old")).unwrap());
+        assert!(!store
+            .is_revoked(&TokenFacts::new(now + 5).jti("old"))
+            .unwrap());
         store.revoke_token("a", now + 60).await.unwrap();
         // Full: the expired entry is pruned to make room.
         store.revoke_token("b", now + 60).await.unwrap();
@@ -298,6 +338,8 @@ mod tests {
             store.revoke_token("c", now + 60).await,
             Err(StoreError::Full(2))
         ));
-        assert!(store.is_revoked(&TokenFacts::new(now + 5).jti("b")).unwrap());
+        assert!(store
+            .is_revoked(&TokenFacts::new(now + 5).jti("b"))
+            .unwrap());
     }
 }

@@ -142,6 +142,9 @@ mod tests {
         assert!(RoleRequirement::any_of(["admin", "x"]).is_satisfied_by(&held));
         assert!(!RoleRequirement::all_of(["admin", "x"]).is_satisfied_by(&held));
         assert!(RoleRequirement::all_of(["admin", "user"]).is_satisfied_by(&held));
-        assert!(!RoleRequirement::any_of(["Admin"]).is_satisfied_by(&held), "exact match");
+        assert!(
+            !RoleRequirement::any_of(["Admin"]).is_satisfied_by(&held),
+            "exact match"
+        );
     }
 }

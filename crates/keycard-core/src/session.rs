@@ -215,7 +215,10 @@ impl SessionError {
         let (code, desc) = match self {
             Self::InvalidGrant(e) => ("invalid_grant", e.kind().description()),
             Self::ReuseDetected => ("invalid_grant", "the refresh token was already used"),
-            Self::Store(_) => ("temporarily_unavailable", "the session store is unavailable"),
+            Self::Store(_) => (
+                "temporarily_unavailable",
+                "the session store is unavailable",
+            ),
             Self::Issue(_) => ("server_error", "the token could not be issued"),
         };
         serde_json::json!({"error": code, "error_description": desc}).to_string()
@@ -311,7 +314,10 @@ impl Sessions {
         let session_end = now_secs().saturating_add(secs(self.0.issuer.session_ttl()));
         let claims = user_claims(claims)?;
         let (pair, refresh_jti) = self.pair(sub, &sid, &claims, session_end)?;
-        self.0.refresh.start(&sid, &refresh_jti, session_end).await?;
+        self.0
+            .refresh
+            .start(&sid, &refresh_jti, session_end)
+            .await?;
         Ok(pair)
     }
 
@@ -331,7 +337,9 @@ impl Sessions {
             })?;
         let reg = verified.registered();
         let invalid = |what: &'static str| {
-            SessionError::InvalidGrant(AuthError::new(AuthErrorKind::MissingClaim).with_detail(what))
+            SessionError::InvalidGrant(
+                AuthError::new(AuthErrorKind::MissingClaim).with_detail(what),
+            )
         };
         let sub = reg.sub.as_deref().ok_or_else(|| invalid("sub"))?;
         let sid = reg.sid.as_deref().ok_or_else(|| invalid("sid"))?;

@@ -218,9 +218,9 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 pub(crate) fn is_b64token(v: &[u8]) -> bool {
     let body_end = v.iter().rposition(|b| *b != b'=').map_or(0, |p| p + 1);
     body_end > 0
-        && v[..body_end]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && v[..body_end].iter().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]
@@ -241,8 +241,16 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        for v in ["Bearer a.b.c", "bearer a.b.c", "BEARER a.b.c", "Bearer   a.b.c  "] {
-            assert_eq!(find(&[("Authorization", v)]), Ok(Some(("a.b.c", Found::BearerHeader))));
+        for v in [
+            "Bearer a.b.c",
+            "bearer a.b.c",
+            "BEARER a.b.c",
+            "Bearer   a.b.c  ",
+        ] {
+            assert_eq!(
+                find(&[("Authorization", v)]),
+                Ok(Some(("a.b.c", Found::BearerHeader)))
+            );
         }
     }
 
@@ -254,8 +262,21 @@ mod tests {
 
     #[test]
     fn malformed_bearer_requests() {
-        for v in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer é", "Bearer =abc"] {
-            assert!(matches!(find(&[("authorization", v)]), Err(SourceError::Malformed(_))), "{v}");
+        for v in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer é",
+            "Bearer =abc",
+        ] {
+            assert!(
+                matches!(
+                    find(&[("authorization", v)]),
+                    Err(SourceError::Malformed(_))
+                ),
+                "{v}"
+            );
         }
         assert!(find(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]).is_err());
     }
@@ -267,16 +288,25 @@ mod tests {
             Ok(Some(("x.y.z", Found::Cookie)))
         );
         assert!(find(&[("cookie", "keycard_access=a; keycard_access=b")]).is_err());
-        assert!(find(&[("cookie", "keycard_access=a"), ("cookie", "keycard_access=b")]).is_err());
+        assert!(find(&[
+            ("cookie", "keycard_access=a"),
+            ("cookie", "keycard_access=b")
+        ])
+        .is_err());
         assert!(find(&[("cookie", "keycard_access=")]).is_err());
     }
 
     #[test]
     fn header_and_cookie_is_refused_by_default() {
-        let h = [("authorization", "Bearer a.b.c"), ("cookie", "keycard_access=x.y.z")];
+        let h = [
+            ("authorization", "Bearer a.b.c"),
+            ("cookie", "keycard_access=x.y.z"),
+        ];
         assert!(find(&h).is_err());
-        let mut s = Sources::default();
-        s.allow_multiple_methods = true;
+        let s = Sources {
+            allow_multiple_methods: true,
+            ..Sources::default()
+        };
         assert_eq!(s.find(&h[..]), Ok(Some(("a.b.c", Found::BearerHeader))));
     }
 

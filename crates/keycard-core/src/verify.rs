@@ -253,7 +253,10 @@ impl PendingVerification {
         s.keys
             .refresh(parsed.iss.as_deref(), parsed.kid.as_deref())
             .await;
-        match self.verifier.verify_parsed(&self.token, parsed, self.found, false) {
+        match self
+            .verifier
+            .verify_parsed(&self.token, parsed, self.found, false)
+        {
             Step::Done(r) => r,
             Step::NeedsKeys => Err(self.verifier.err(AuthErrorKind::UnknownKey.into())),
         }
@@ -275,7 +278,11 @@ impl Verifier {
     /// verify it, without waiting on anything. A missing token is `Err` of
     /// kind [`AuthErrorKind::Missing`]; a cookie-authenticated unsafe request
     /// from another origin is refused before the token is even parsed.
-    pub fn authenticate_now<H: RequestHeaders + ?Sized>(&self, method: &str, headers: &H) -> Attempt {
+    pub fn authenticate_now<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+    ) -> Attempt {
         let (token, found) = match self.0.sources.find(headers) {
             Ok(Some(t)) => t,
             Ok(None) => return Attempt::Done(Err(self.err(AuthErrorKind::Missing.into()))),
@@ -335,7 +342,11 @@ impl Verifier {
 
     /// The CSRF check alone, for endpoints that read a cookie themselves
     /// (e.g. a refresh endpoint reading the refresh cookie).
-    pub fn check_csrf<H: RequestHeaders + ?Sized>(&self, method: &str, headers: &H) -> Result<(), AuthError> {
+    pub fn check_csrf<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+    ) -> Result<(), AuthError> {
         self.0.csrf.check(method, headers).map_err(|e| self.err(e))
     }
 
@@ -377,7 +388,10 @@ impl Verifier {
         };
         let signing_input = &token.as_bytes()[..p.signing_input_len];
         let signature = &token[p.signing_input_len + 1..];
-        let Some(key) = keys.iter().find(|k| verify_signature(k, signing_input, signature)) else {
+        let Some(key) = keys
+            .iter()
+            .find(|k| verify_signature(k, signing_input, signature))
+        else {
             return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
         };
         Step::Done(self.check_claims(key, p, found).map_err(|e| self.err(e)))
@@ -415,9 +429,7 @@ impl Verifier {
         }
         if !s.issuers.is_empty() {
             match &registered.iss {
-                None => {
-                    return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss"))
-                }
+                None => return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss")),
                 Some(iss) if !s.issuers.iter().any(|i| i == iss) => {
                     return Err(AuthErrorKind::WrongIssuer.into())
                 }
@@ -512,7 +524,8 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
         return Err(malformed("not base64url compact serialization"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed("a JWS has exactly three parts"));
     };
@@ -527,7 +540,9 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
         }
     }
     if let Some(cty) = header.get("cty") {
-        let cty = cty.as_str().ok_or_else(|| malformed("cty is not a string"))?;
+        let cty = cty
+            .as_str()
+            .ok_or_else(|| malformed("cty is not a string"))?;
         if cty.eq_ignore_ascii_case("jwt") || cty.eq_ignore_ascii_case("application/jwt") {
             return Err(AuthError::new(AuthErrorKind::UnsupportedHeader).with_detail("nested JWT"));
         }
@@ -540,8 +555,8 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
     let typ = opt_string(&header, "typ").map_err(|_| malformed("typ is not a string"))?;
     let payload_bytes =
         crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
-    let payload =
-        crate::json::parse_object(&payload_bytes).map_err(|_| malformed("payload is not a JSON object"))?;
+    let payload = crate::json::parse_object(&payload_bytes)
+        .map_err(|_| malformed("payload is not a JSON object"))?;
     // Signature bytes are decoded by the backend; check canonical form here.
     crate::b64::decode(sig.as_bytes()).map_err(|_| malformed("signature base64"))?;
     let iss = match payload.get("iss") {
@@ -596,7 +611,11 @@ fn registered_claims(map: &Map<String, Value>) -> Result<RegisteredClaims, AuthE
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| claim_type("aud")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| claim_type("aud"))
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(claim_type("aud")),
     };
@@ -758,7 +777,10 @@ impl VerifierBuilder {
 
     /// Read the access token from the cookie `name` (and the Bearer header).
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.sources = Some(vec![TokenSource::BearerHeader, TokenSource::Cookie(name.into())]);
+        self.sources = Some(vec![
+            TokenSource::BearerHeader,
+            TokenSource::Cookie(name.into()),
+        ]);
         self
     }
 

@@ -33,7 +33,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let result = match self.verifier.authenticate_now(req.method().as_str(), req.headers()) {
+        let result = match self
+            .verifier
+            .authenticate_now(req.method().as_str(), req.headers())
+        {
             Attempt::Done(result) => result,
             Attempt::Pending(pending) => {
                 // The token names a key we do not know yet: wait for the key

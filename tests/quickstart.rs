@@ -1,0 +1,321 @@
+//! The quickstart contract, end to end over HTTP, for the axum and the
+//! actix-web demo alike.
+
+mod common;
+
+use std::process::Command;
+
+use base64::Engine as _;
+use common::process::{example_path, start_example, Running};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+
+const SECRET: &str = "quickstart-test-secret-0123456789abcdef";
+
+struct Api {
+    server: Running,
+    http: Client,
+}
+
+impl Api {
+    fn start(example: &str) -> Self {
+        Self {
+            server: start_example(example, &[("KEYCARD_SECRET", SECRET.into())]),
+            http: Client::new(),
+        }
+    }
+
+    async fn login(&self, user: &str, pass: &str) -> Response {
+        self.http
+            .post(self.server.url("/login"))
+            .json(&json!({"username": user, "password": pass}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn tokens(&self, user: &str) -> Value {
+        let res = self.login(user, &format!("{user}-password")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str, bearer: &str) -> Response {
+        self.http
+            .get(self.server.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn refresh_json(&self, refresh: &str) -> Response {
+        self.http
+            .post(self.server.url("/refresh"))
+            .json(&json!({ "refresh_token": refresh }))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn cookies(res: &Response) -> Vec<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+fn payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn contract(example: &str) {
+    let api = Api::start(example);
+    let health = api
+        .http
+        .get(api.server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    // Login: JSON pair, HttpOnly SameSite cookies for both tokens.
+    let res = api.login("alice", "alice-password").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let set = cookies(&res);
+    let access_cookie = set
+        .iter()
+        .find(|c| c.starts_with("keycard_access="))
+        .expect("access cookie");
+    let refresh_cookie = set
+        .iter()
+        .find(|c| c.starts_with("keycard_refresh="))
+        .expect("refresh cookie");
+    for c in [access_cookie, refresh_cookie] {
+        assert!(c.contains("HttpOnly") && c.contains("SameSite"), "{c}");
+    }
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let claims = payload(&access);
+    assert_eq!(claims["iss"], "keycard-quickstart");
+    assert_eq!(claims["aud"], "keycard-quickstart");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["roles"], json!(["user"]));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    assert!(claims["jti"].is_string());
+
+    assert_eq!(
+        api.login("alice", "wrong").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.login("mallory", "alice-password").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // /me by header and by cookie.
+    let me: Value = api.get("/me", &access).await.json().await.unwrap();
+    assert_eq!(me, json!({"sub": "alice", "roles": ["user"]}));
+    let by_cookie = api
+        .http
+        .get(api.server.url("/me"))
+        .header("cookie", format!("keycard_access={access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+    let anon = api.http.get(api.server.url("/me")).send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anon.headers()["www-authenticate"],
+        "Bearer realm=\"keycard\""
+    );
+
+    // /admin: 403 insufficient_scope for alice, 200 for admin.
+    let denied = api.get("/admin", &access).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert!(denied.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    let admin = api.tokens("admin").await;
+    assert_eq!(
+        api.get("/admin", admin["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    // Refresh by JSON, then reuse of the spent token revokes the family.
+    let res = api.refresh_json(&refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let next: Value = res.json().await.unwrap();
+    let next_access = next["access_token"].as_str().unwrap();
+    assert_eq!(api.get("/me", next_access).await.status(), StatusCode::OK);
+    let reuse = api.refresh_json(&refresh).await;
+    assert!(
+        matches!(reuse.status().as_u16(), 400 | 401),
+        "{}",
+        reuse.status()
+    );
+    assert_eq!(
+        api.refresh_json(next["refresh_token"].as_str().unwrap())
+            .await
+            .status()
+            .as_u16(),
+        400
+    );
+    assert_eq!(
+        api.get("/me", next_access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Wrong type: an access token is not a refresh token.
+    assert_eq!(
+        api.refresh_json(admin["access_token"].as_str().unwrap())
+            .await
+            .status()
+            .as_u16(),
+        400
+    );
+
+    // Refresh by cookie.
+    let pair = api.tokens("alice").await;
+    let res = api
+        .http
+        .post(api.server.url("/refresh"))
+        .header(
+            "cookie",
+            format!(
+                "keycard_refresh={}",
+                pair["refresh_token"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // ...but not from another origin.
+    let fresh: Value = res.json().await.unwrap();
+    let cross = api
+        .http
+        .post(api.server.url("/refresh"))
+        .header(
+            "cookie",
+            format!(
+                "keycard_refresh={}",
+                fresh["refresh_token"].as_str().unwrap()
+            ),
+        )
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.refresh_json(fresh["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK,
+        "a refused request changes nothing"
+    );
+
+    // Logout ends that session only, at once, and clears the cookies.
+    let laptop = api.tokens("alice").await;
+    let phone = api.tokens("alice").await;
+    let out = api
+        .http
+        .post(api.server.url("/logout"))
+        .bearer_auth(laptop["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "{}", out.status());
+    let cleared = cookies(&out);
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("keycard_access=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+    assert!(
+        cleared.iter().any(|c| c.starts_with("keycard_refresh=;")),
+        "{cleared:?}"
+    );
+    assert_eq!(
+        api.get("/me", laptop["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.refresh_json(laptop["refresh_token"].as_str().unwrap())
+            .await
+            .status()
+            .as_u16(),
+        400
+    );
+    assert_eq!(
+        api.get("/me", phone["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Logout by cookie from the page's own origin works too.
+    let by_cookie = api
+        .http
+        .post(api.server.url("/logout"))
+        .header(
+            "cookie",
+            format!("keycard_access={}", phone["access_token"].as_str().unwrap()),
+        )
+        .header("origin", api.server.url(""))
+        .send()
+        .await
+        .unwrap();
+    assert!(by_cookie.status().is_success());
+    assert_eq!(
+        api.get("/me", phone["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn axum_quickstart_contract() {
+    contract("quickstart").await;
+}
+
+#[tokio::test]
+async fn actix_quickstart_contract() {
+    contract("quickstart_actix").await;
+}
+
+#[test]
+fn a_short_secret_is_refused_with_a_clear_message() {
+    for example in ["quickstart", "quickstart_actix"] {
+        let out = Command::new(example_path(example))
+            .env("KEYCARD_SECRET", "too-short")
+            .env("PORT", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{example}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("KEYCARD_SECRET") && err.contains("32"),
+            "{example}: {err}"
+        );
+    }
+}
