@@ -146,7 +146,7 @@ fn app(demo: Shared) -> Router {
 
 #[tokio::main]
 async fn main() {
-    let demo = Arc::new(common::demo_from_env(3000));
+    let demo = Arc::new(common::demo_from_env(3000).await);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", demo.port))
         .await
         .unwrap_or_else(|e| {

@@ -110,7 +110,7 @@ async fn admin(token: Authenticated) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let demo: Shared = Arc::new(common::demo_from_env(3000));
+    let demo: Shared = Arc::new(common::demo_from_env(3000).await);
     let port = demo.port;
     let data = web::Data::new(demo.clone());
     let server = HttpServer::new(move || {

@@ -39,6 +39,7 @@
 //! | `tower` | yes | [`tower`]: the `JwtAuth` layer and `RequireRoles` |
 //! | `axum` | yes | [`axum`]: the `Claims<T>` extractor (implies `tower`) |
 //! | `actix` | no | [`actix`]: middleware, extractor and role guards for actix-web |
+//! | `redis` | no | [`redis`]: revocation and refresh stores shared by a cluster |
 
 #[doc(inline)]
 pub use keycard_core::*;
@@ -55,6 +56,13 @@ pub mod tower {
 pub mod axum {
     #[doc(inline)]
     pub use keycard_axum::*;
+}
+
+/// Redis-backed stores for clusters (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    #[doc(inline)]
+    pub use keycard_redis::*;
 }
 
 /// The actix-web adapter (feature `actix`).

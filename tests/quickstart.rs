@@ -319,3 +319,66 @@ fn a_short_secret_is_refused_with_a_clear_message() {
         );
     }
 }
+
+/// Two quickstart processes (one axum, one actix) sharing one Redis: a
+/// login on one works on the other, refresh rotates across them, and a
+/// logout on one is refused by the other.
+#[tokio::test]
+async fn two_processes_share_sessions_through_redis() {
+    let redis = common::process::RedisServer::start();
+    let env = [
+        ("KEYCARD_SECRET", SECRET.to_owned()),
+        ("KEYCARD_REDIS_URL", redis.url()),
+    ];
+    let a = Api {
+        server: start_example("quickstart", &env),
+        http: Client::new(),
+    };
+    let b = Api {
+        server: start_example("quickstart_actix", &env),
+        http: Client::new(),
+    };
+    let pair = a.tokens("alice").await;
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(b.get("/me", access).await.status(), StatusCode::OK);
+
+    // Refresh on B, then replaying the spent token on A is reuse.
+    let next: Value = b
+        .refresh_json(pair["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(next["access_token"].is_string(), "{next}");
+    assert_eq!(
+        a.refresh_json(pair["refresh_token"].as_str().unwrap())
+            .await
+            .status()
+            .as_u16(),
+        400
+    );
+
+    // Logout on A is refused on B.
+    let s = a.tokens("alice").await;
+    let token = s["access_token"].as_str().unwrap();
+    let out = a
+        .http
+        .post(a.server.url("/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = b.get("/me", token).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B still accepts a logged-out token ({status})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -58,9 +58,9 @@ pub fn check_user(username: &str, password: &str) -> Option<Vec<&'static str>> {
     found
 }
 
-/// Read `PORT` and `KEYCARD_SECRET`; exits with a clear message when the
-/// secret is too short.
-pub fn demo_from_env(default_port: u16) -> Demo {
+/// Read `PORT`, `KEYCARD_SECRET` and `KEYCARD_REDIS_URL`; exits with a
+/// clear message when the secret is too short or Redis cannot be reached.
+pub async fn demo_from_env(default_port: u16) -> Demo {
     let port = match std::env::var("PORT") {
         Ok(p) => p
             .parse()
@@ -98,7 +98,13 @@ pub fn demo_from_env(default_port: u16) -> Demo {
     let mut builder = Sessions::builder(issuer)
         .configure_verifiers(move |b| b.cookie_name(access_cookie.clone()));
     if let Ok(url) = std::env::var("KEYCARD_REDIS_URL") {
-        builder = redis_stores(builder, &url);
+        let stores = keycard_redis::RedisStores::connect(&url)
+            .await
+            .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={url}: {e}")));
+        println!("Sessions and revocations are shared through Redis at {url}.");
+        builder = builder
+            .revocation_store(stores.revocation())
+            .refresh_store(stores.refresh());
     }
     let sessions = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
     Demo {
@@ -114,11 +120,6 @@ fn env_secs(name: &str) -> Option<u64> {
         v.parse()
             .unwrap_or_else(|_| fail(&format!("{name}={v:?} is not a number of seconds"))),
     )
-}
-
-fn redis_stores(_builder: keycard::SessionsBuilder, url: &str) -> keycard::SessionsBuilder {
-    let _ = url;
-    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support")
 }
 
 pub fn fail(msg: &str) -> ! {

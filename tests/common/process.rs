@@ -31,25 +31,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The path of a built example, building it first if needed.
+/// The path of an example, built (or found up to date) once per test
+/// process, with the same profile as the tests.
 pub fn example_path(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    if !dir.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap();
         assert!(status.success(), "building example {name} failed");
+        built.push(name.to_owned());
     }
-    dir
+    profile_dir.join("examples").join(name)
 }
 
 /// Start an example with `env` and wait until `GET /health` answers.
@@ -58,6 +58,7 @@ pub fn start_example(name: &str, env: &[(&str, String)]) -> Running {
     let mut cmd = Command::new(example_path(name));
     cmd.env("PORT", port.to_string())
         .env_remove("KEYCARD_REDIS_URL")
+        .env_remove("KEYCARD_SECRET")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     for (k, v) in env {
@@ -86,4 +87,48 @@ pub fn wait_healthy(url: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{url} did not become healthy");
+}
+
+/// A `redis-server` of the test's own on a free loopback port.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (CI installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
