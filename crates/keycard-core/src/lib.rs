@@ -54,6 +54,7 @@ mod revocation;
 mod roles;
 mod session;
 mod source;
+pub mod testing;
 mod verify;
 
 pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
