@@ -65,17 +65,19 @@ pub fn start_example(name: &str, env: &[(&str, String)]) -> Running {
         cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap();
-    let running = Running { child, port };
-    wait_healthy(&running.url("/health"));
+    let mut running = Running { child, port };
+    wait_healthy(&mut running);
     running
 }
 
-pub fn wait_healthy(url: &str) {
+/// Wait until `GET /health` answers 200; fail at once if the child exits.
+pub fn wait_healthy(running: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(
-            url.trim_start_matches("http://").split('/').next().unwrap(),
-        ) {
+        if let Ok(Some(status)) = running.child.try_wait() {
+            panic!("the example exited before it became healthy: {status}");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", running.port)) {
             use std::io::{Read, Write};
             let _ = s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
             let mut buf = String::new();
@@ -86,7 +88,7 @@ pub fn wait_healthy(url: &str) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{url} did not become healthy");
+    panic!("port {} did not become healthy", running.port);
 }
 
 /// A `redis-server` of the test's own on a free loopback port.

@@ -284,7 +284,7 @@ impl StdError for AuthError {
 }
 
 /// A configuration mistake found when building a verifier, issuer or store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// No verification key was configured.

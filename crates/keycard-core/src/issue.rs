@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 use crate::key::{ensure_crypto, family, min_hmac_len, Family, Key};
+use crate::ring::KeyRing;
 use crate::verify::{now_secs, TokenType, VerifierBuilder};
 
 /// A private signing key with its algorithm and optional `kid`.
@@ -157,7 +158,7 @@ pub struct IssuedToken {
 }
 
 struct IssuerSettings {
-    signing: SigningKey,
+    ring: Arc<KeyRing>,
     issuer: Option<String>,
     audiences: Vec<String>,
     access_ttl: Duration,
@@ -189,7 +190,7 @@ pub struct TokenIssuer(Arc<IssuerSettings>);
 impl fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenIssuer")
-            .field("signing", &self.0.signing)
+            .field("ring", &self.0.ring)
             .field("issuer", &self.0.issuer)
             .field("audiences", &self.0.audiences)
             .field("access_ttl", &self.0.access_ttl)
@@ -208,8 +209,14 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 impl TokenIssuer {
     /// Start configuring an issuer that signs with `key`.
     pub fn builder(key: SigningKey) -> TokenIssuerBuilder {
+        Self::builder_with_ring(Arc::new(KeyRing::new(key)))
+    }
+
+    /// Start configuring an issuer that signs with the active key of `ring`
+    /// (rotate it with [`KeyRing::rotate`]).
+    pub fn builder_with_ring(ring: Arc<KeyRing>) -> TokenIssuerBuilder {
         TokenIssuerBuilder {
-            signing: key,
+            ring,
             issuer: None,
             audiences: Vec::new(),
             access_ttl: DEFAULT_ACCESS_TTL,
@@ -284,7 +291,7 @@ impl TokenIssuer {
             Some(sid) => map.insert("sid".into(), sid.into()),
             None => map.remove("sid"),
         };
-        let token = s.signing.sign(kind.typ(), &map)?;
+        let token = s.ring.active().sign(kind.typ(), &map)?;
         Ok(IssuedToken {
             token,
             jti,
@@ -304,7 +311,7 @@ impl TokenIssuer {
     pub fn verifier_for(&self, kind: TokenType) -> VerifierBuilder {
         let s = &*self.0;
         let mut b = crate::Verifier::builder()
-            .key(s.signing.verification_key())
+            .key_provider(s.ring.clone())
             .token_type(kind)
             .max_lifetime(match kind {
                 TokenType::Refresh => s.refresh_ttl,
@@ -319,9 +326,14 @@ impl TokenIssuer {
         b
     }
 
-    /// The signing key.
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.0.signing
+    /// The key that signs new tokens now.
+    pub fn signing_key(&self) -> Arc<SigningKey> {
+        self.0.ring.active()
+    }
+
+    /// The key ring (rotate keys, publish the JWKS).
+    pub fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.0.ring
     }
 
     /// Access-token lifetime.
@@ -344,7 +356,7 @@ impl TokenIssuer {
 #[must_use]
 #[derive(Debug)]
 pub struct TokenIssuerBuilder {
-    signing: SigningKey,
+    ring: Arc<KeyRing>,
     issuer: Option<String>,
     audiences: Vec<String>,
     access_ttl: Duration,
@@ -398,7 +410,7 @@ impl TokenIssuerBuilder {
             ));
         }
         Ok(TokenIssuer(Arc::new(IssuerSettings {
-            signing: self.signing,
+            ring: self.ring,
             issuer: self.issuer,
             audiences: self.audiences,
             access_ttl: self.access_ttl,

@@ -49,8 +49,11 @@ pub mod csrf;
 mod error;
 mod issue;
 mod json;
+#[cfg(feature = "jwks")]
+pub mod jwks;
 mod key;
 mod revocation;
+mod ring;
 mod roles;
 mod session;
 mod source;
@@ -67,6 +70,7 @@ pub use jsonwebtoken::jwk;
 pub use jsonwebtoken::Algorithm;
 pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
 pub use revocation::{Denylist, InMemoryRevocationStore, RevocationStore, StoreError, TokenFacts};
+pub use ring::{KeyRing, DEFAULT_GRACE};
 pub use roles::{RoleClaim, RoleRequirement};
 pub use session::{
     InMemoryRefreshStore, RefreshStore, Rotation, SessionError, Sessions, SessionsBuilder,

@@ -1,0 +1,712 @@
+//! Remote keys: a JWKS fetched over HTTPS and cached, OIDC discovery, and
+//! several issuers at once (feature `jwks`).
+//!
+//! What the cache promises:
+//! - **Lock-free reads.** The request path loads the current key set from an
+//!   `arc-swap`; no request waits on a lock, and a request whose `kid` is
+//!   known never waits on the network.
+//! - **Single-flight, rate-limited refetch.** A token naming an unknown `kid`
+//!   triggers one fetch; concurrent requests wait for that same fetch (no
+//!   longer than the fetch timeout). After any fetch attempt, unknown `kid`s
+//!   are answered "not found" for the cooldown, so a flood of random `kid`s
+//!   costs at most one fetch per cooldown.
+//! - **Freshness.** `Cache-Control: max-age` is honoured within bounds, and a
+//!   background task refreshes before expiry.
+//! - **Outages.** A failed or malformed fetch never replaces good keys; the
+//!   last good keys keep serving up to a maximum staleness, with a warning.
+//! - **Filtering.** Only signature keys (`use` absent or `sig`, `key_ops`
+//!   allowing `verify`); no symmetric (`oct`) keys; RSA under 2048 bits and EC
+//!   keys whose curve does not match are dropped; the algorithm comes from
+//!   the JWK's `alg` or from configuration, never from the token. URLs named
+//!   by tokens (`jku`, `x5u`) are never fetched.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::key::{alg_name, BoxFuture, Key, KeyLookup, KeyProvider};
+
+/// Why a JWKS or discovery document could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// The configuration is wrong (e.g. a plain-http URL).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The endpoint could not be reached, timed out or answered non-200.
+    #[error("fetching {url} failed: {reason}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The document is not a usable JWKS or discovery document.
+    #[error("invalid document from {url}: {reason}")]
+    Invalid {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The discovery document names another issuer.
+    #[error("discovery document names issuer {found:?}, expected {expected:?}")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The one in the document.
+        found: String,
+    },
+}
+
+/// Builds a [`RemoteJwks`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JwksBuilder {
+    source: Source,
+    allow_http_loopback: bool,
+    timeout: Duration,
+    cooldown: Duration,
+    default_ttl: Duration,
+    min_ttl: Duration,
+    max_ttl: Duration,
+    max_stale: Duration,
+    max_bytes: usize,
+    max_keys: usize,
+    rsa_alg: Algorithm,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Url(String),
+    Issuer(String),
+}
+
+impl JwksBuilder {
+    fn new(source: Source) -> Self {
+        Self {
+            source,
+            allow_http_loopback: false,
+            timeout: Duration::from_secs(5),
+            cooldown: Duration::from_secs(30),
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(30),
+            max_ttl: Duration::from_secs(24 * 3600),
+            max_stale: Duration::from_secs(24 * 3600),
+            max_bytes: 256 * 1024,
+            max_keys: 64,
+            rsa_alg: Algorithm::RS256,
+        }
+    }
+
+    /// Permit plain `http://` URLs whose host is a loopback address, for
+    /// tests and local development. Remote URLs must always be `https://`.
+    pub fn insecure_allow_http_loopback(mut self) -> Self {
+        self.allow_http_loopback = true;
+        self
+    }
+
+    /// Timeout of one fetch, connection included (default 5 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Minimum time between fetches triggered by unknown `kid`s (default 30 s).
+    pub fn cooldown(mut self, d: Duration) -> Self {
+        self.cooldown = d;
+        self
+    }
+
+    /// Cache lifetime when the response has no `max-age` (default 5 min), and
+    /// the bounds any `max-age` is clamped to (default 30 s to 24 h).
+    pub fn ttl(mut self, default: Duration, min: Duration, max: Duration) -> Self {
+        self.default_ttl = default;
+        self.min_ttl = min;
+        self.max_ttl = max;
+        self
+    }
+
+    /// How long the last good keys keep serving while the endpoint fails
+    /// (default 24 h after the last successful fetch).
+    pub fn max_staleness(mut self, d: Duration) -> Self {
+        self.max_stale = d;
+        self
+    }
+
+    /// Largest accepted document in bytes (default 256 KiB).
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Most keys accepted in one document (default 64).
+    pub fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self
+    }
+
+    /// The algorithm for RSA keys that carry no `alg` (default RS256).
+    pub fn rsa_algorithm(mut self, alg: Algorithm) -> Self {
+        self.rsa_alg = alg;
+        self
+    }
+
+    fn into_inner(self) -> Result<Arc<Inner>, JwksError> {
+        crate::key::ensure_crypto()?;
+        if let Source::Url(url) = &self.source {
+            check_url(url, self.allow_http_loopback)?;
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?;
+        let (gen, _) = watch::channel(0u64);
+        let url = OnceLock::new();
+        if let Source::Url(u) = &self.source {
+            let _ = url.set(u.clone());
+        }
+        Ok(Arc::new(Inner {
+            cfg: self,
+            client,
+            url,
+            snapshot: ArcSwapOption::empty(),
+            last_attempt: Mutex::new(None),
+            inflight: AtomicBool::new(false),
+            gen,
+            fetches: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            background: AtomicBool::new(false),
+        }))
+    }
+
+    /// Build without fetching: the first token triggers the first fetch.
+    /// Needs a Tokio runtime when tokens arrive.
+    pub fn build_lazy(self) -> Result<RemoteJwks, JwksError> {
+        let inner = self.into_inner()?;
+        Ok(RemoteJwks(inner))
+    }
+
+    /// Fetch now and fail fast if the keys cannot be loaded; then keep them
+    /// fresh in the background.
+    pub async fn build(self) -> Result<RemoteJwks, JwksError> {
+        let inner = self.into_inner()?;
+        inner.mark_attempt();
+        inner.clone().fetch_once().await?;
+        spawn_background(&inner);
+        Ok(RemoteJwks(inner))
+    }
+}
+
+fn check_url(url: &str, allow_http_loopback: bool) -> Result<Url, JwksError> {
+    let parsed = Url::parse(url)
+        .map_err(|e| ConfigError::InvalidSetting(format!("invalid JWKS URL {url:?}: {e}")))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_http_loopback && is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(ConfigError::InvalidSetting(format!(
+            "{url} is plain http: use https (plain http is allowed only for loopback, by explicit opt-in)"
+        ))
+        .into()),
+        other => Err(ConfigError::InvalidSetting(format!("unsupported URL scheme {other:?}")).into()),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+struct Snapshot {
+    keys: Vec<Arc<Key>>,
+    fetched_at: Instant,
+    fresh_until: Instant,
+}
+
+struct Inner {
+    cfg: JwksBuilder,
+    client: reqwest::Client,
+    /// The JWKS URL: configured, or found by discovery on the first fetch.
+    url: OnceLock<String>,
+    snapshot: ArcSwapOption<Snapshot>,
+    /// When the last fetch started (a short critical section, never held
+    /// across I/O).
+    last_attempt: Mutex<Option<Instant>>,
+    inflight: AtomicBool,
+    gen: watch::Sender<u64>,
+    fetches: AtomicU64,
+    last_error: Mutex<Option<JwksError>>,
+    background: AtomicBool,
+}
+
+/// A JWKS endpoint as a [`KeyProvider`]. Cheap to clone.
+#[derive(Clone)]
+pub struct RemoteJwks(Arc<Inner>);
+
+impl fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.0.url.get())
+            .field(
+                "keys",
+                &self.0.snapshot.load().as_ref().map_or(0, |s| s.keys.len()),
+            )
+            .field("fetches", &self.fetch_count())
+            .finish()
+    }
+}
+
+impl RemoteJwks {
+    /// Keys from a JWKS URL (HTTPS).
+    pub fn builder(url: impl Into<String>) -> JwksBuilder {
+        JwksBuilder::new(Source::Url(url.into()))
+    }
+
+    /// Keys found by OIDC discovery: `{issuer}/.well-known/openid-configuration`
+    /// must name exactly `issuer`, and its `jwks_uri` is used.
+    pub fn from_issuer(issuer: impl Into<String>) -> JwksBuilder {
+        JwksBuilder::new(Source::Issuer(issuer.into()))
+    }
+
+    /// How many fetches were attempted so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.0.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The error of the last failed fetch, if the last fetch failed.
+    pub fn last_error(&self) -> Option<JwksError> {
+        lock(&self.0.last_error).clone()
+    }
+
+    /// The JWKS URL in use (after discovery, once it ran).
+    pub fn url(&self) -> Option<&str> {
+        self.0.url.get().map(String::as_str)
+    }
+
+    /// Number of usable keys now.
+    pub fn key_count(&self) -> usize {
+        self.0.snapshot.load().as_ref().map_or(0, |s| s.keys.len())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Start the refresher of this source, once.
+fn spawn_background(inner: &Arc<Inner>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if inner.background.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    handle.spawn(async move {
+        loop {
+            let wait = {
+                let Some(inner) = weak.upgrade() else { return };
+                let guard = inner.snapshot.load();
+                match guard.as_ref() {
+                    // Refresh when 80% of the freshness window has passed.
+                    Some(s) => {
+                        let window = s.fresh_until.saturating_duration_since(s.fetched_at);
+                        (s.fetched_at + window.mul_f32(0.8))
+                            .saturating_duration_since(Instant::now())
+                    }
+                    None => inner.cfg.cooldown,
+                }
+            };
+            tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let failed = if inner.inflight.swap(true, Ordering::AcqRel) {
+                false
+            } else {
+                inner.mark_attempt();
+                let r = inner.clone().fetch_once().await;
+                inner.inflight.store(false, Ordering::Release);
+                inner.gen.send_modify(|g| *g += 1);
+                r.is_err()
+            };
+            drop(inner);
+            if failed {
+                // Retry sooner than the freshness window, never in a loop.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+}
+
+impl Inner {
+    fn mark_attempt(&self) {
+        *lock(&self.last_attempt) = Some(Instant::now());
+    }
+
+    fn cooling_down(&self) -> bool {
+        lock(&self.last_attempt).is_some_and(|t| t.elapsed() < self.cfg.cooldown)
+    }
+
+    async fn get_bytes(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
+        let fail = |reason: String| JwksError::Fetch {
+            url: url.to_owned(),
+            reason,
+        };
+        let mut res = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !res.status().is_success() {
+            return Err(fail(format!("status {}", res.status())));
+        }
+        let max_age = res
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        if res
+            .content_length()
+            .is_some_and(|n| n > self.cfg.max_bytes as u64)
+        {
+            return Err(fail("response too large".into()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| fail(e.to_string()))? {
+            if body.len() + chunk.len() > self.cfg.max_bytes {
+                return Err(fail("response too large".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, max_age))
+    }
+
+    async fn jwks_url(&self) -> Result<String, JwksError> {
+        if let Some(u) = self.url.get() {
+            return Ok(u.clone());
+        }
+        let Source::Issuer(issuer) = &self.cfg.source else {
+            unreachable_source()
+        };
+        let discovery = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        check_url(&discovery, self.cfg.allow_http_loopback)?;
+        let (body, _) = self.get_bytes(&discovery).await?;
+        let invalid = |reason: &str| JwksError::Invalid {
+            url: discovery.clone(),
+            reason: reason.to_owned(),
+        };
+        let doc: Value = serde_json::from_slice(&body).map_err(|_| invalid("not JSON"))?;
+        let found = doc["issuer"].as_str().ok_or_else(|| invalid("no issuer"))?;
+        if found != issuer {
+            return Err(JwksError::IssuerMismatch {
+                expected: issuer.clone(),
+                found: found.to_owned(),
+            });
+        }
+        let jwks_uri = doc["jwks_uri"]
+            .as_str()
+            .ok_or_else(|| invalid("no jwks_uri"))?;
+        check_url(jwks_uri, self.cfg.allow_http_loopback)?;
+        let _ = self.url.set(jwks_uri.to_owned());
+        Ok(jwks_uri.to_owned())
+    }
+
+    async fn fetch_once(self: Arc<Self>) -> Result<(), JwksError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let result: Result<(), JwksError> = async {
+            let url = self.jwks_url().await?;
+            let (body, max_age) = self.get_bytes(&url).await?;
+            let keys = parse_jwks(&body, &self.cfg).map_err(|reason| JwksError::Invalid {
+                url: url.clone(),
+                reason,
+            })?;
+            let ttl = max_age
+                .unwrap_or(self.cfg.default_ttl)
+                .clamp(self.cfg.min_ttl, self.cfg.max_ttl.max(self.cfg.min_ttl));
+            let now = Instant::now();
+            self.snapshot.store(Some(Arc::new(Snapshot {
+                keys,
+                fetched_at: now,
+                fresh_until: now + ttl,
+            })));
+            Ok(())
+        }
+        .await;
+        match &result {
+            Ok(()) => *lock(&self.last_error) = None,
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
+                *lock(&self.last_error) = Some(e.clone());
+            }
+        }
+        result
+    }
+
+    /// Start a fetch unless one runs, and wait for it (bounded by the
+    /// timeout). Never holds a lock across the fetch.
+    async fn refresh_single_flight(self: Arc<Self>) {
+        let mut rx = self.gen.subscribe();
+        let before = *rx.borrow_and_update();
+        if !self.inflight.swap(true, Ordering::AcqRel) {
+            if self.cooling_down() && self.snapshot.load().is_some() {
+                self.inflight.store(false, Ordering::Release);
+                return;
+            }
+            self.mark_attempt();
+            let me = self.clone();
+            // Spawned, so a cancelled request does not cancel the fetch
+            // that others wait for.
+            tokio::spawn(async move {
+                let _ = me.clone().fetch_once().await;
+                me.inflight.store(false, Ordering::Release);
+                me.gen.send_modify(|g| *g += 1);
+                if me.snapshot.load().is_some() {
+                    spawn_background(&me);
+                }
+            });
+        }
+        let wait = self.cfg.timeout * 2 + Duration::from_millis(100);
+        let _ = tokio::time::timeout(wait, rx.wait_for(|g| *g != before)).await;
+    }
+}
+
+fn unreachable_source() -> ! {
+    unreachable!("a URL source always has its URL set at build time")
+}
+
+/// `max-age=N` from a `Cache-Control` value; `no-store`/`no-cache` mean 0.
+fn parse_max_age(v: &str) -> Option<Duration> {
+    let mut out = None;
+    for part in v.split(',') {
+        let part = part.trim();
+        if part.eq_ignore_ascii_case("no-store") || part.eq_ignore_ascii_case("no-cache") {
+            return Some(Duration::ZERO);
+        }
+        if let Some(n) = part
+            .strip_prefix("max-age=")
+            .or_else(|| part.strip_prefix("s-maxage="))
+        {
+            if let Ok(n) = n.trim_matches('"').parse::<u64>() {
+                out = Some(Duration::from_secs(n));
+            }
+        }
+    }
+    out
+}
+
+/// Parse and filter a JWKS document. An error (not JSON, no `keys`, too
+/// many keys, no usable key) leaves the previous keys in place.
+pub(crate) fn parse_jwks(body: &[u8], cfg: &JwksBuilder) -> Result<Vec<Arc<Key>>, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_owned())?;
+    let keys = doc
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "no \"keys\" array".to_owned())?;
+    if keys.len() > cfg.max_keys {
+        return Err(format!(
+            "{} keys, more than the limit of {}",
+            keys.len(),
+            cfg.max_keys
+        ));
+    }
+    let mut out: Vec<Arc<Key>> = Vec::new();
+    for raw in keys {
+        match usable_key(raw, cfg) {
+            Ok(key) => {
+                if key.kid().is_some()
+                    && out.iter().any(|k| k.kid() == key.kid() && k.alg == key.alg)
+                {
+                    continue;
+                }
+                out.push(Arc::new(key));
+            }
+            Err(why) => tracing::debug!(reason = %why, "JWKS key skipped"),
+        }
+    }
+    if out.is_empty() {
+        return Err("no usable signature key".into());
+    }
+    Ok(out)
+}
+
+fn usable_key(raw: &Value, cfg: &JwksBuilder) -> Result<Key, String> {
+    let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|e| format!("not a JWK: {e}"))?;
+    if let Some(u) = &jwk.common.public_key_use {
+        if *u != PublicKeyUse::Signature {
+            return Err("not a signature key".into());
+        }
+    }
+    if let Some(ops) = &jwk.common.key_operations {
+        if !ops.contains(&KeyOperations::Verify) {
+            return Err("key_ops does not allow verify".into());
+        }
+    }
+    let default_alg = match &jwk.algorithm {
+        AlgorithmParameters::OctetKey(_) => {
+            return Err("symmetric keys are never taken from a JWKS".into())
+        }
+        AlgorithmParameters::RSA(_) => cfg.rsa_alg,
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => Algorithm::ES256,
+            EllipticCurve::P384 => Algorithm::ES384,
+            _ => return Err("unsupported curve".into()),
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+        _ => return Err("unsupported key type".into()),
+    };
+    let alg = match jwk.common.key_algorithm {
+        Some(_) => None,
+        None => Some(default_alg),
+    };
+    Key::from_jwk(&jwk, alg).map_err(|e| e.to_string())
+}
+
+impl KeyProvider for RemoteJwks {
+    fn lookup(&self, _issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
+        let inner = &self.0;
+        let guard = inner.snapshot.load();
+        let Some(snap) = guard.as_ref() else {
+            return if inner.cooling_down() && inner.fetches.load(Ordering::Relaxed) > 0 {
+                KeyLookup::Unavailable
+            } else {
+                KeyLookup::Refresh
+            };
+        };
+        if snap.fetched_at.elapsed() > inner.cfg.max_stale {
+            return if inner.cooling_down() {
+                KeyLookup::Unavailable
+            } else {
+                KeyLookup::Refresh
+            };
+        }
+        let found: Vec<Arc<Key>> = snap
+            .keys
+            .iter()
+            .filter(|k| alg_name(k.alg) == alg && kid.is_none_or(|kid| k.kid() == Some(kid)))
+            .cloned()
+            .collect();
+        if !found.is_empty() {
+            KeyLookup::Found(found)
+        } else if inner.cooling_down() {
+            // A negative answer, cached for the cooldown.
+            KeyLookup::NotFound
+        } else {
+            KeyLookup::Refresh
+        }
+    }
+
+    fn refresh<'a>(&'a self, _issuer: Option<&'a str>, _kid: Option<&'a str>) -> BoxFuture<'a, ()> {
+        Box::pin(self.0.clone().refresh_single_flight())
+    }
+}
+
+/// Several issuers at once: keys are resolved by (`iss`, `kid`), so a token
+/// claiming issuer A is only ever checked against A's keys.
+#[derive(Debug, Default, Clone)]
+pub struct MultiIssuer {
+    issuers: HashMap<String, Arc<dyn KeyProvider>>,
+}
+
+impl MultiIssuer {
+    /// No issuers yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trust `keys` for tokens whose `iss` is exactly `issuer`.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>, keys: Arc<dyn KeyProvider>) -> Self {
+        self.issuers.insert(issuer.into(), keys);
+        self
+    }
+
+    /// The configured issuers (pass each to the verifier's `issuer`).
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.issuers.keys().map(String::as_str)
+    }
+}
+
+impl KeyProvider for MultiIssuer {
+    fn lookup(&self, issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
+        match issuer.and_then(|i| self.issuers.get(i)) {
+            Some(p) => p.lookup(issuer, kid, alg),
+            None => KeyLookup::NotFound,
+        }
+    }
+
+    fn refresh<'a>(&'a self, issuer: Option<&'a str>, kid: Option<&'a str>) -> BoxFuture<'a, ()> {
+        match issuer.and_then(|i| self.issuers.get(i)) {
+            Some(p) => p.refresh(issuer, kid),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn needs_issuer(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(
+            parse_max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+    }
+
+    #[test]
+    fn urls_must_be_https_unless_loopback_opt_in() {
+        assert!(check_url("https://idp.example/jwks", false).is_ok());
+        assert!(check_url("http://idp.example/jwks", false).is_err());
+        assert!(check_url("http://idp.example/jwks", true).is_err());
+        assert!(check_url("http://127.0.0.1:8080/jwks", false).is_err());
+        assert!(check_url("http://127.0.0.1:8080/jwks", true).is_ok());
+        assert!(check_url("http://[::1]:8080/jwks", true).is_ok());
+        assert!(check_url("http://localhost/jwks", true).is_ok());
+        assert!(check_url("file:///etc/passwd", true).is_err());
+    }
+
+    #[test]
+    fn filtering() {
+        let cfg = RemoteJwks::builder("https://x");
+        let oct = serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "alg": "HS256"}]});
+        assert!(
+            parse_jwks(oct.to_string().as_bytes(), &cfg).is_err(),
+            "oct keys are dropped"
+        );
+        assert!(parse_jwks(b"garbage", &cfg).is_err());
+        assert!(parse_jwks(br#"{"keys": 1}"#, &cfg).is_err());
+        let many = serde_json::json!({"keys": vec![serde_json::json!({}); 65]});
+        assert!(parse_jwks(many.to_string().as_bytes(), &cfg)
+            .unwrap_err()
+            .contains("limit"));
+    }
+}
