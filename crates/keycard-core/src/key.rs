@@ -177,6 +177,17 @@ impl Key {
         self.kid.as_deref()
     }
 
+    /// Verify a JWS signature (base64url, as in a compact token) over
+    /// `message` with this key and its pinned algorithm. This is the exact
+    /// check the verification pipeline makes; comparisons happen in
+    /// constant time inside the crypto backend.
+    pub fn verify_signature(&self, message: &[u8], signature_b64: &str) -> bool {
+        matches!(
+            jsonwebtoken::crypto::verify(signature_b64, message, &self.key, self.alg),
+            Ok(true)
+        )
+    }
+
     /// The underlying `jsonwebtoken` key.
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.key
