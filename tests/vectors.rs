@@ -9,7 +9,10 @@ use keycard::{Algorithm, AuthErrorKind, Key, Verifier};
 use serde_json::{json, Value};
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 fn jwk(v: Value) -> Jwk {
@@ -50,12 +53,23 @@ fn rfc7515_a1_hs256() {
 
 #[test]
 fn rfc7515_a2_rs256() {
-    let key = Key::from_jwk(&jwk(json!({"kty": "RSA", "n": RFC7515_RSA_N, "e": "AQAB"})), Some(Algorithm::RS256)).unwrap();
+    let key = Key::from_jwk(
+        &jwk(json!({"kty": "RSA", "n": RFC7515_RSA_N, "e": "AQAB"})),
+        Some(Algorithm::RS256),
+    )
+    .unwrap();
     let token = format!("eyJhbGciOiJSUzI1NiJ9.{RFC7515_PAYLOAD}.cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw");
     assert_good_signature_but_expired(&lenient(key.clone()), &token);
     // Pinned to PS256, the same key refuses the RS256 token.
-    let ps = Key::from_jwk(&jwk(json!({"kty": "RSA", "n": RFC7515_RSA_N, "e": "AQAB"})), Some(Algorithm::PS256)).unwrap();
-    assert_eq!(block(lenient(ps).verify(&token)).unwrap_err().kind(), AuthErrorKind::UnknownKey);
+    let ps = Key::from_jwk(
+        &jwk(json!({"kty": "RSA", "n": RFC7515_RSA_N, "e": "AQAB"})),
+        Some(Algorithm::PS256),
+    )
+    .unwrap();
+    assert_eq!(
+        block(lenient(ps).verify(&token)).unwrap_err().kind(),
+        AuthErrorKind::UnknownKey
+    );
 }
 
 #[test]
@@ -76,7 +90,10 @@ const RFC7520_PAYLOAD: &str = "SXTigJlzIGEgZGFuZ2Vyb3VzIGJ1c2luZXNzLCBGcm9kbywgZ
 /// refused as malformed.
 fn assert_valid_signature_non_json_refused(key: Key, header: &str, sig: &str) {
     let input = format!("{header}.{RFC7520_PAYLOAD}");
-    assert!(key.verify_signature(input.as_bytes(), sig), "the RFC signature must verify");
+    assert!(
+        key.verify_signature(input.as_bytes(), sig),
+        "the RFC signature must verify"
+    );
     let token = format!("{input}.{sig}");
     let err = block(lenient(key).verify(&token)).unwrap_err();
     assert_eq!(err.kind(), AuthErrorKind::MalformedToken);
@@ -100,9 +117,13 @@ fn rfc7520_4_1_rs256_over_a_non_json_payload() {
 
 #[test]
 fn rfc7520_4_4_hs256_over_a_non_json_payload() {
-    let k = URL_SAFE_NO_PAD.decode("hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg").unwrap();
+    let k = URL_SAFE_NO_PAD
+        .decode("hJtXIZ2uSN5kbQfbtTNWbpdmhkV8FJG-Onbc6mxCcYg")
+        .unwrap();
     assert_valid_signature_non_json_refused(
-        Key::hs256(&k).unwrap().with_kid("018c0ae5-4d9b-471b-bfd6-eef314bc7037"),
+        Key::hs256(&k)
+            .unwrap()
+            .with_kid("018c0ae5-4d9b-471b-bfd6-eef314bc7037"),
         "eyJhbGciOiJIUzI1NiIsImtpZCI6IjAxOGMwYWU1LTRkOWItNDcxYi1iZmQ2LWVlZjMxNGJjNzAzNyJ9",
         "s0h6KThzkfBBBkLspW1h84VsJZFTsPPqMDA7g1Md7p0",
     );
@@ -112,9 +133,11 @@ fn rfc7520_4_4_hs256_over_a_non_json_payload() {
 fn rfc7520_4_3_es512_is_refused_cleanly() {
     // ES512 (P-521) is not supported: the key is a configuration error and
     // the token is an unknown key to any verifier, never a panic.
-    let p521 = jwk(json!({"kty": "EC", "crv": "P-521", "kid": "bilbo.baggins@hobbiton.example",
+    let p521 = jwk(
+        json!({"kty": "EC", "crv": "P-521", "kid": "bilbo.baggins@hobbiton.example",
         "x": "AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt",
-        "y": "AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfmC6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1"}));
+        "y": "AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfmC6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1"}),
+    );
     assert!(Key::from_jwk(&p521, None).is_err());
     assert!(Key::from_jwk(&p521, Some(Algorithm::ES384)).is_err());
     let token = format!(
@@ -124,7 +147,13 @@ fn rfc7520_4_3_es512_is_refused_cleanly() {
     let v = lenient(Key::hs256([7u8; 32]).unwrap());
     let err = block(v.verify(&token)).unwrap_err();
     assert_eq!(err.status(), 401);
-    assert!(matches!(err.kind(), AuthErrorKind::UnknownKey | AuthErrorKind::MalformedToken), "{err:?}");
+    assert!(
+        matches!(
+            err.kind(),
+            AuthErrorKind::UnknownKey | AuthErrorKind::MalformedToken
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -144,13 +173,19 @@ fn the_jwt_io_example_never_verifies() {
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Run one Wycheproof file; returns (tests run, groups skipped because
 /// keycard refuses their key).
 fn wycheproof(file: &str, alg: Algorithm) -> (usize, usize) {
-    let path = format!("{}/tests/vectors/wycheproof/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/vectors/wycheproof/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let (mut run, mut skipped) = (0, 0);
     let mut failures = Vec::new();
@@ -161,7 +196,10 @@ fn wycheproof(file: &str, alg: Algorithm) -> (usize, usize) {
             }
             None
         } else {
-            let jwk_value = group.get("publicKeyJwk").or_else(|| group.get("keyJwk")).cloned();
+            let jwk_value = group
+                .get("publicKeyJwk")
+                .or_else(|| group.get("keyJwk"))
+                .cloned();
             match jwk_value.and_then(|j| serde_json::from_value::<Jwk>(j).ok()) {
                 Some(j) => match Key::from_jwk(&j, Some(alg)) {
                     Ok(k) => Some(k),
@@ -189,13 +227,23 @@ fn wycheproof(file: &str, alg: Algorithm) -> (usize, usize) {
                 },
             };
             let msg = hex(t["msg"].as_str().unwrap());
-            let sig_hex = t.get("sig").or_else(|| t.get("tag")).unwrap().as_str().unwrap();
+            let sig_hex = t
+                .get("sig")
+                .or_else(|| t.get("tag"))
+                .unwrap()
+                .as_str()
+                .unwrap();
             let sig = URL_SAFE_NO_PAD.encode(hex(sig_hex));
             let ok = key.verify_signature(&msg, &sig);
             let id = t["tcId"].as_u64().unwrap();
             match t["result"].as_str().unwrap() {
-                "valid" if !ok => failures.push(format!("{file} tcId {id}: valid signature refused")),
-                "invalid" if ok => failures.push(format!("{file} tcId {id}: invalid signature accepted ({})", t["comment"])),
+                "valid" if !ok => {
+                    failures.push(format!("{file} tcId {id}: valid signature refused"))
+                }
+                "invalid" if ok => failures.push(format!(
+                    "{file} tcId {id}: invalid signature accepted ({})",
+                    t["comment"]
+                )),
                 _ => {}
             }
             run += 1;
@@ -208,11 +256,23 @@ fn wycheproof(file: &str, alg: Algorithm) -> (usize, usize) {
 #[test]
 fn wycheproof_vectors_through_keycards_verification_path() {
     let cases = [
-        ("ecdsa_secp256r1_sha256_p1363_test.json", Algorithm::ES256, 200),
-        ("ecdsa_secp384r1_sha384_p1363_test.json", Algorithm::ES384, 200),
+        (
+            "ecdsa_secp256r1_sha256_p1363_test.json",
+            Algorithm::ES256,
+            200,
+        ),
+        (
+            "ecdsa_secp384r1_sha384_p1363_test.json",
+            Algorithm::ES384,
+            200,
+        ),
         ("ed25519_test.json", Algorithm::EdDSA, 100),
         ("rsa_signature_2048_sha256_test.json", Algorithm::RS256, 200),
-        ("rsa_pss_2048_sha256_mgf1_32_test.json", Algorithm::PS256, 100),
+        (
+            "rsa_pss_2048_sha256_mgf1_32_test.json",
+            Algorithm::PS256,
+            100,
+        ),
         ("hmac_sha256_test.json", Algorithm::HS256, 20),
     ];
     for (file, alg, at_least) in cases {

@@ -516,6 +516,16 @@ fn parse_max_age(v: &str) -> Option<Duration> {
     out
 }
 
+/// Parse and filter a JWKS document with the default limits and filters,
+/// as a fetch would (for inspecting a document, and for fuzzing).
+pub fn parse_document(body: &[u8]) -> Result<Vec<Key>, String> {
+    let cfg = RemoteJwks::builder("https://parse.invalid/");
+    Ok(parse_jwks(body, &cfg)?
+        .iter()
+        .map(|k| (**k).clone())
+        .collect())
+}
+
 /// Parse and filter a JWKS document. An error (not JSON, no `keys`, too
 /// many keys, no usable key) leaves the previous keys in place.
 pub(crate) fn parse_jwks(body: &[u8], cfg: &JwksBuilder) -> Result<Vec<Arc<Key>>, String> {

@@ -1,0 +1,629 @@
+//! The attack matrix: every JWT attack class from RFC 8725, RFC 6750,
+//! RFC 7515/7519, the OWASP JWT cheat sheet and known JWT-library CVEs, as
+//! named hostile requests run against tower, axum and actix-web through one
+//! helper with the same expected status and challenge. SECURITY.md maps each
+//! row to its standard or CVE.
+
+mod common;
+
+use common::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use keycard::{Key, Verifier};
+use serde_json::json;
+
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIX}{name}")).unwrap()
+}
+
+fn unsigned(header: &str, payload: &str, sig: &str) -> String {
+    format!(
+        "{}.{}.{sig}",
+        b64(header.as_bytes()),
+        b64(payload.as_bytes())
+    )
+}
+
+fn sign_with(alg: Algorithm, header_extra: serde_json::Value, key: &EncodingKey) -> String {
+    let mut h: serde_json::Value = json!({"alg": format!("{alg:?}"), "typ": "at+jwt"});
+    for (k, v) in header_extra.as_object().unwrap() {
+        h[k] = v.clone();
+    }
+    let header = h.to_string();
+    let input = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(claims().to_string().as_bytes())
+    );
+    let sig = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
+    format!("{input}.{sig}")
+}
+
+/// Flip the unused low bits of the last base64url character: the same
+/// signature bytes, in a non-canonical encoding.
+fn non_canonical(token: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut t = token.as_bytes().to_vec();
+    let last = t.len() - 1;
+    let idx = A.iter().position(|c| *c == t[last]).unwrap();
+    t[last] = A[idx ^ 1];
+    String::from_utf8(t).unwrap()
+}
+
+#[test]
+fn hmac_verifier_attack_matrix() {
+    let v = verifier();
+    let c = claims().to_string();
+    let good = at(&claims());
+    let attacker_rsa = EncodingKey::from_rsa_pem(&fixture("rsa2048b.pem")).unwrap();
+    let attacker_jwk = serde_json::to_value(
+        keycard::SigningKey::from_pem(Algorithm::RS256, fixture("rsa2048b.pem"))
+            .unwrap()
+            .verification_key()
+            .to_public_jwk()
+            .unwrap(),
+    )
+    .unwrap();
+    // A server that must never be contacted.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let trap_url = format!("http://{}/jwks.json", trap.local_addr().unwrap());
+    let deep = format!(
+        "{{\"exp\":{},\"a\":{}{}}}",
+        now() + 60,
+        "[".repeat(2000),
+        "]".repeat(2000)
+    );
+    let hs384 = {
+        let mut h = Header::new(Algorithm::HS384);
+        h.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_secret(SECRET)).unwrap()
+    };
+
+    let cases = vec![
+        // alg none (CVE-2015-9235 class) in every spelling, with and without a signature.
+        (
+            "alg none",
+            Call::get("/me").bearer(&unsigned(r#"{"alg":"none","typ":"at+jwt"}"#, &c, "")),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg None",
+            Call::get("/me").bearer(&unsigned(r#"{"alg":"None","typ":"at+jwt"}"#, &c, "")),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg NONE with signature",
+            Call::get("/me").bearer(&unsigned(r#"{"alg":"NONE","typ":"at+jwt"}"#, &c, "AAAA")),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg nOnE with a real HMAC",
+            Call::get("/me").bearer(&raw_hs256(r#"{"alg":"nOnE","typ":"at+jwt"}"#, &c)),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg missing",
+            Call::get("/me").bearer(&raw_hs256(r#"{"typ":"at+jwt"}"#, &c)),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg not a string",
+            Call::get("/me").bearer(&raw_hs256(r#"{"alg":256,"typ":"at+jwt"}"#, &c)),
+            INVALID_TOKEN,
+        ),
+        (
+            "alg swapped to HS384 with the same secret",
+            Call::get("/me").bearer(&hs384),
+            INVALID_TOKEN,
+        ),
+        // Keys named by the token (CVE-2018-0114 jwk; jku/x5u SSRF and key injection).
+        (
+            "embedded jwk header",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::RS256,
+                json!({"jwk": attacker_jwk}),
+                &attacker_rsa,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "jku header",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::RS256,
+                json!({"jku": trap_url}),
+                &attacker_rsa,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "x5u header",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::RS256,
+                json!({"x5u": trap_url}),
+                &attacker_rsa,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "x5c header",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::RS256,
+                json!({"x5c": ["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"]}),
+                &attacker_rsa,
+            )),
+            INVALID_TOKEN,
+        ),
+        // kid injection (path traversal, SQL, command) never reaches a file, a query or a shell.
+        (
+            "kid path traversal",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::HS256,
+                json!({"kid": "../../../../../../dev/null"}),
+                &EncodingKey::from_secret(b""),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "kid SQL injection",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::HS256,
+                json!({"kid": "x' UNION SELECT 'secret"}),
+                &EncodingKey::from_secret(b"secret"),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "kid command injection",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::HS256,
+                json!({"kid": "k|rm -rf /"}),
+                &EncodingKey::from_secret(SECRET),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "kid of the wrong type",
+            Call::get("/me").bearer(&raw_hs256(r#"{"alg":"HS256","typ":"at+jwt","kid":7}"#, &c)),
+            INVALID_TOKEN,
+        ),
+        // Extensions we do not understand (RFC 7515 §4.1.11) and non-JWS forms.
+        (
+            "crit",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt","crit":["exp"],"exp":1}"#,
+                &c,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "unencoded payload b64:false",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt","b64":false,"crit":["b64"]}"#,
+                &c,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "nested JWT cty",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt","cty":"JWT"}"#,
+                &c,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "JWE enc header",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt","enc":"A256GCM"}"#,
+                &c,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "zip header",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt","zip":"DEF"}"#,
+                &c,
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "five-part JWE",
+            Call::get("/me").bearer("eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d"),
+            INVALID_TOKEN,
+        ),
+        // Type confusion between tokens (RFC 8725 §3.11, RFC 9068).
+        (
+            "refresh token as access token",
+            Call::get("/me").bearer(&hs256(&claims(), Some("refresh+jwt"), SECRET)),
+            INVALID_TOKEN,
+        ),
+        (
+            "ID-token style typ JWT",
+            Call::get("/me").bearer(&hs256(&claims(), Some("JWT"), SECRET)),
+            INVALID_TOKEN,
+        ),
+        (
+            "no typ",
+            Call::get("/me").bearer(&hs256(&claims(), None, SECRET)),
+            INVALID_TOKEN,
+        ),
+        (
+            "application/at+jwt is accepted",
+            Call::get("/me").bearer(&hs256(&claims(), Some("application/at+jwt"), SECRET)),
+            OK,
+        ),
+        // Duplicate members (RFC 7515 §5.2, RFC 8725 §3.4 parser differentials).
+        (
+            "duplicate exp claim",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"HS256","typ":"at+jwt"}"#,
+                &format!(
+                    r#"{{"exp":1,"exp":{},"iss":"{ISS}","aud":"{AUD}"}}"#,
+                    now() + 60
+                ),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "duplicate alg header",
+            Call::get("/me").bearer(&raw_hs256(
+                r#"{"alg":"none","alg":"HS256","typ":"at+jwt"}"#,
+                &c,
+            )),
+            INVALID_TOKEN,
+        ),
+        // Bounded input.
+        (
+            "oversized token",
+            Call::get("/me").bearer(&at(
+                &json!({"exp": now() + 60, "iss": ISS, "aud": AUD, "pad": "x".repeat(20_000)}),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "deeply nested payload",
+            Call::get("/me").bearer(&raw_hs256(r#"{"alg":"HS256","typ":"at+jwt"}"#, &deep)),
+            INVALID_TOKEN,
+        ),
+        (
+            "huge header value",
+            Call::get("/me").header("authorization", format!("Bearer {}", "a".repeat(200_000))),
+            INVALID_TOKEN,
+        ),
+        // Non-canonical encodings (one token, one encoding).
+        (
+            "non-canonical base64 signature",
+            Call::get("/me").bearer(&non_canonical(&good)),
+            INVALID_TOKEN,
+        ),
+        (
+            "padded signature",
+            Call::get("/me").bearer(&format!("{good}=")),
+            INVALID_TOKEN,
+        ),
+        (
+            "standard-alphabet base64",
+            Call::get("/me").bearer(&format!(
+                "{}+{}",
+                &good[..good.rfind('.').unwrap() + 1],
+                &good[good.rfind('.').unwrap() + 2..]
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "empty signature",
+            Call::get("/me").bearer(&good[..good.rfind('.').unwrap() + 1]),
+            INVALID_TOKEN,
+        ),
+        (
+            "signature stripped to two parts",
+            Call::get("/me").bearer(&good[..good.rfind('.').unwrap()]),
+            INVALID_TOKEN,
+        ),
+        // Registered claims of the wrong type (libraries that coerce them).
+        (
+            "exp far in the future",
+            Call::get("/me").bearer(&at(&json!({"exp": 1e300, "iss": ISS, "aud": AUD}))),
+            INVALID_TOKEN,
+        ),
+        (
+            "exp negative",
+            Call::get("/me").bearer(&at(&json!({"exp": -1, "iss": ISS, "aud": AUD}))),
+            INVALID_TOKEN,
+        ),
+        (
+            "nbf as string",
+            Call::get("/me").bearer(&at(
+                &json!({"exp": now() + 60, "nbf": "0", "iss": ISS, "aud": AUD}),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "iat as bool",
+            Call::get("/me").bearer(&at(
+                &json!({"exp": now() + 60, "iat": true, "iss": ISS, "aud": AUD}),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "aud null",
+            Call::get("/me").bearer(&at(&json!({"exp": now() + 60, "iss": ISS, "aud": null}))),
+            INVALID_TOKEN,
+        ),
+        (
+            "iss array",
+            Call::get("/me").bearer(&at(&json!({"exp": now() + 60, "iss": [ISS], "aud": AUD}))),
+            INVALID_TOKEN,
+        ),
+        // Transport (RFC 6750 §2).
+        (
+            "several Authorization headers",
+            Call::get("/me").bearer(&good).bearer(&good),
+            INVALID_REQUEST,
+        ),
+        (
+            "header plus cookie",
+            Call::get("/me").bearer(&good).cookie(&good),
+            INVALID_REQUEST,
+        ),
+        (
+            "duplicate cookies",
+            Call::get("/me")
+                .header("cookie", format!("keycard_access={good}"))
+                .header("cookie", format!("keycard_access={good}")),
+            INVALID_REQUEST,
+        ),
+        (
+            "token in the query string",
+            Call::get("/me?access_token=x.y.z"),
+            MISSING,
+        ),
+        (
+            "scheme casing",
+            Call::get("/me").header("authorization", format!("BEARER {good}")),
+            OK,
+        ),
+        (
+            "whitespace inside the token",
+            Call::get("/me").header(
+                "authorization",
+                format!("Bearer {}\t{}", &good[..10], &good[10..]),
+            ),
+            INVALID_REQUEST,
+        ),
+        (
+            "newline inside the cookie",
+            Call::get("/me").header("cookie", format!("keycard_access=\"{} x\"", &good[..10])),
+            INVALID_REQUEST,
+        ),
+        (
+            "cross-site cookie POST",
+            Call::post("/me")
+                .cookie(&good)
+                .header("origin", "https://evil.test")
+                .header("host", "api.test"),
+            FORBIDDEN,
+        ),
+    ];
+    run_table(&v, &cases);
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a URL named by a token was fetched"
+    );
+}
+
+#[test]
+fn rsa_verifier_refuses_algorithm_confusion() {
+    let pem = fixture("rsa2048.pub.pem");
+    let v = Verifier::builder()
+        .key(Key::from_pem(Algorithm::RS256, &pem).unwrap())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let der = Key::from_pem(Algorithm::RS256, &pem)
+        .unwrap()
+        .to_public_jwk()
+        .unwrap();
+    let n = match &der.algorithm {
+        keycard::jwk::AlgorithmParameters::RSA(r) => r.n.clone(),
+        _ => unreachable!(),
+    };
+    let good = keycard::TokenIssuer::builder(
+        keycard::SigningKey::from_pem(Algorithm::RS256, fixture("rsa2048.pem")).unwrap(),
+    )
+    .issuer(ISS)
+    .audience(AUD)
+    .build()
+    .unwrap()
+    .issue(keycard::TokenType::Access, "alice", None, &json!({}))
+    .unwrap()
+    .token;
+    let cases = vec![
+        (
+            "RS256 token signed by the key",
+            Call::get("/me").bearer(&good),
+            OK,
+        ),
+        (
+            "HS256 signed with the PEM public key (CVE-2016-10555 class)",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::HS256,
+                json!({}),
+                &EncodingKey::from_secret(&pem),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "HS256 signed with the modulus",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::HS256,
+                json!({}),
+                &EncodingKey::from_secret(n.as_bytes()),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "PS256 header on the RS256 key",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::PS256,
+                json!({}),
+                &EncodingKey::from_rsa_pem(&fixture("rsa2048.pem")).unwrap(),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "RS256 signed by another key",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::RS256,
+                json!({}),
+                &EncodingKey::from_rsa_pem(&fixture("rsa2048b.pem")).unwrap(),
+            )),
+            INVALID_TOKEN,
+        ),
+    ];
+    run_table(&v, &cases);
+}
+
+#[test]
+fn ecdsa_and_eddsa_verifiers_refuse_psychic_and_forged_signatures() {
+    let es = Verifier::builder()
+        .key(Key::from_pem(Algorithm::ES256, fixture("p256.pub.pem")).unwrap())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let header = r#"{"alg":"ES256","typ":"at+jwt"}"#;
+    let c = claims().to_string();
+    let zeros = b64(&[0u8; 64]);
+    let mut r_n = vec![0u8; 32];
+    // r = s = n (the P-256 group order): the other "psychic" pair.
+    let order = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
+    for i in 0..32 {
+        r_n[i] = u8::from_str_radix(&order[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let rn_sn = b64(&[r_n.clone(), r_n].concat());
+    let cases = vec![
+        (
+            "psychic signature r=s=0 (CVE-2022-21449)",
+            Call::get("/me").bearer(&unsigned(header, &c, &zeros)),
+            INVALID_TOKEN,
+        ),
+        (
+            "psychic signature r=s=n",
+            Call::get("/me").bearer(&unsigned(header, &c, &rn_sn)),
+            INVALID_TOKEN,
+        ),
+        (
+            "DER-encoded ECDSA signature",
+            Call::get("/me").bearer(&unsigned(
+                header,
+                &c,
+                &b64(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "ES256 token from another key",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::ES256,
+                json!({}),
+                &EncodingKey::from_ec_pem(&fixture("p256b.pem")).unwrap(),
+            )),
+            INVALID_TOKEN,
+        ),
+    ];
+    run_table(&es, &cases);
+
+    let ed = Verifier::builder()
+        .key(Key::from_pem(Algorithm::EdDSA, fixture("ed25519.pub.pem")).unwrap())
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let cases = vec![
+        (
+            "EdDSA all-zero signature",
+            Call::get("/me").bearer(&unsigned(r#"{"alg":"EdDSA","typ":"at+jwt"}"#, &c, &zeros)),
+            INVALID_TOKEN,
+        ),
+        (
+            "EdDSA from another key",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::EdDSA,
+                json!({}),
+                &EncodingKey::from_ed_pem(&fixture("ed25519b.pem")).unwrap(),
+            )),
+            INVALID_TOKEN,
+        ),
+        (
+            "ES256 header to an EdDSA key",
+            Call::get("/me").bearer(&sign_with(
+                Algorithm::ES256,
+                json!({}),
+                &EncodingKey::from_ec_pem(&fixture("p256.pem")).unwrap(),
+            )),
+            INVALID_TOKEN,
+        ),
+    ];
+    run_table(&ed, &cases);
+}
+
+/// RFC 8725 §3.1 and the OWASP cheat sheet: secrets and signatures are
+/// compared in constant time. keycard leaves every comparison of secret
+/// material to the crypto backends; this test keeps it that way by refusing
+/// `==`/`!=` on names that hold secret material in keycard's own code.
+#[test]
+fn no_secret_material_is_compared_with_eq() {
+    let suspicious = [
+        "secret",
+        "signature",
+        "sig ",
+        "mac",
+        "tag",
+        "password",
+        "hmac",
+        "key_bytes",
+    ];
+    let mut hits = Vec::new();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut stack = vec![
+        std::path::PathBuf::from(root).join("crates"),
+        std::path::PathBuf::from(root).join("src"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !path.to_string_lossy().contains("/tests/")
+            {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    // Enum variants such as `PublicKeyUse::Signature` are not secrets.
+                    let code = line
+                        .split("//")
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_lowercase()
+                        .replace("publickeyuse::signature", "");
+
+                    if (code.contains("==") || code.contains("!="))
+                        && suspicious.iter().any(|s| code.contains(s))
+                    {
+                        hits.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "compare secret material in constant time:\n{}",
+        hits.join("\n")
+    );
+}
