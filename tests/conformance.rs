@@ -18,7 +18,6 @@ fn without(mut c: serde_json::Value, key: &str) -> serde_json::Value {
 
 #[test]
 fn the_same_answers_from_every_adapter() {
-    let v = verifier();
     let alice = access("alice", &["user"]);
     let admin = access("root", &["user", "admin"]);
     let n = now();
@@ -274,7 +273,7 @@ fn the_same_answers_from_every_adapter() {
             OK,
         ),
     ];
-    run_table(&v, &cases);
+    run_table(verifier_builder, &cases);
 }
 
 #[test]

@@ -331,15 +331,25 @@ pub fn check(answer: &Answer, expect: &Expect) -> Result<(), String> {
     }
 }
 
-/// Run a table of cases against all three adapters; fail listing every
-/// mismatch.
-pub fn run_table(verifier: &Verifier, cases: &[(&str, Call, Expect)]) {
+/// Run a table of cases against all three adapters, once with the prepared
+/// fast path and once with jsonwebtoken's reference signature check; fail
+/// listing every mismatch.
+pub fn run_table(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, Expect)]) {
     let mut failures = Vec::new();
-    for adapter in ADAPTERS {
-        for (name, c, expect) in cases {
-            let answer = call(adapter, verifier, c);
-            if let Err(why) = check(&answer, expect) {
-                failures.push(format!("{adapter:?} / {name}: {why}"));
+    let paths = [
+        ("fast", builder().build().unwrap()),
+        (
+            "reference",
+            builder().reference_signature_check().build().unwrap(),
+        ),
+    ];
+    for (path, verifier) in &paths {
+        for adapter in ADAPTERS {
+            for (name, c, expect) in cases {
+                let answer = call(adapter, verifier, c);
+                if let Err(why) = check(&answer, expect) {
+                    failures.push(format!("{adapter:?} ({path}) / {name}: {why}"));
+                }
             }
         }
     }

@@ -18,6 +18,14 @@ pub(crate) fn decode(input: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     STRICT.decode(input)
 }
 
+/// Decode strict base64url into `out`, returning the length written.
+pub(crate) fn decode_slice(
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<usize, base64::DecodeSliceError> {
+    STRICT.decode_slice(input, out)
+}
+
 /// Encode base64url without padding.
 pub(crate) fn encode(input: &[u8]) -> String {
     STRICT.encode(input)

@@ -58,6 +58,8 @@ pub struct Key {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<Arc<str>>,
     pub(crate) key: DecodingKey,
+    #[cfg(feature = "aws-lc-rs")]
+    prepared: Option<Arc<crate::prepared::Prepared>>,
 }
 
 impl fmt::Debug for Key {
@@ -182,6 +184,22 @@ impl Key {
     /// check the verification pipeline makes; comparisons happen in
     /// constant time inside the crypto backend.
     pub fn verify_signature(&self, message: &[u8], signature_b64: &str) -> bool {
+        // Strict base64url into a stack buffer (RSA-8192 signatures are 1 KiB).
+        let mut buf = [0u8; 1024];
+        let Ok(len) = crate::b64::decode_slice(signature_b64.as_bytes(), &mut buf) else {
+            return false;
+        };
+        #[cfg(feature = "aws-lc-rs")]
+        if let Some(prepared) = &self.prepared {
+            return prepared.verify(message, &buf[..len]);
+        }
+        let _ = len;
+        self.verify_signature_reference(message, signature_b64)
+    }
+
+    /// The same check through `jsonwebtoken::crypto::verify` alone: the
+    /// reference the prepared fast path is tested against.
+    pub fn verify_signature_reference(&self, message: &[u8], signature_b64: &str) -> bool {
         matches!(
             jsonwebtoken::crypto::verify(signature_b64, message, &self.key, self.alg),
             Ok(true)
@@ -204,10 +222,14 @@ impl Key {
         Some(jwk)
     }
 
+    /// Build the key and, with aws-lc-rs, prepare it once. A key the backend
+    /// cannot parse is refused here rather than on every request.
     pub(crate) fn unchecked(alg: Algorithm, key: DecodingKey) -> Self {
         Self {
             alg,
             kid: None,
+            #[cfg(feature = "aws-lc-rs")]
+            prepared: crate::prepared::Prepared::new(alg, &key).ok().map(Arc::new),
             key,
         }
     }
@@ -222,7 +244,14 @@ impl Key {
         let jwk = Jwk::from_decoding_key(&key, Some(alg))
             .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
         check_jwk_strength(&jwk, alg)?;
-        Ok(Self::unchecked(alg, key))
+        let key = Self::unchecked(alg, key);
+        #[cfg(feature = "aws-lc-rs")]
+        if key.prepared.is_none() {
+            return Err(ConfigError::InvalidKey(
+                "the crypto backend cannot parse this public key".into(),
+            ));
+        }
+        Ok(key)
     }
 }
 

@@ -52,6 +52,8 @@ mod json;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 mod key;
+#[cfg(feature = "aws-lc-rs")]
+mod prepared;
 mod revocation;
 mod ring;
 mod roles;

@@ -193,6 +193,7 @@ struct Settings {
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
     csrf: CsrfPolicy,
+    reference_signatures: bool,
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -388,10 +389,13 @@ impl Verifier {
         };
         let signing_input = &token.as_bytes()[..p.signing_input_len];
         let signature = &token[p.signing_input_len + 1..];
-        let Some(key) = keys
-            .iter()
-            .find(|k| k.verify_signature(signing_input, signature))
-        else {
+        let Some(key) = keys.iter().find(|k| {
+            if s.reference_signatures {
+                k.verify_signature_reference(signing_input, signature)
+            } else {
+                k.verify_signature(signing_input, signature)
+            }
+        }) else {
             return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
         };
         Step::Done(self.check_claims(key, p, found).map_err(|e| self.err(e)))
@@ -646,6 +650,7 @@ pub struct VerifierBuilder {
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
     csrf: CsrfPolicy,
+    reference_signatures: bool,
     error: Option<ConfigError>,
 }
 
@@ -813,6 +818,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// Check signatures through `jsonwebtoken::crypto::verify` instead of
+    /// the keys prepared once at configuration time. Slower (the key is set
+    /// up on every call); used to cross-check the fast path in tests.
+    pub fn reference_signature_check(mut self) -> Self {
+        self.reference_signatures = true;
+        self
+    }
+
     /// Check the whole configuration and freeze it.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         ensure_crypto()?;
@@ -874,6 +887,7 @@ impl VerifierBuilder {
             revocation: self.revocation,
             fail_open: self.fail_open,
             csrf: self.csrf,
+            reference_signatures: self.reference_signatures,
         })))
     }
 }
