@@ -26,6 +26,7 @@ fn unsigned(header: &str, payload: &str, sig: &str) -> String {
 }
 
 fn sign_with(alg: Algorithm, header_extra: serde_json::Value, key: &EncodingKey) -> String {
+    keycard::ensure_crypto_backend().unwrap();
     let mut h: serde_json::Value = json!({"alg": format!("{alg:?}"), "typ": "at+jwt"});
     for (k, v) in header_extra.as_object().unwrap() {
         h[k] = v.clone();

@@ -61,6 +61,7 @@ pub fn claims() -> Value {
 
 /// Sign arbitrary claims with HS256 and `typ: at+jwt` (or `typ`).
 pub fn hs256(claims: &Value, typ: Option<&str>, secret: &[u8]) -> String {
+    keycard::ensure_crypto_backend().unwrap();
     let mut h = Header::new(Algorithm::HS256);
     h.typ = typ.map(str::to_owned);
     jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(secret)).unwrap()
@@ -76,6 +77,7 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Sign a raw header JSON and claims JSON with HS256 and `SECRET`.
 pub fn raw_hs256(header: &str, payload: &str) -> String {
+    keycard::ensure_crypto_backend().unwrap();
     let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
     let sig = jsonwebtoken::crypto::sign(
         input.as_bytes(),

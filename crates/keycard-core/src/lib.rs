@@ -52,6 +52,7 @@ mod json;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 mod key;
+mod parse;
 #[cfg(feature = "aws-lc-rs")]
 mod prepared;
 mod revocation;
@@ -83,6 +84,14 @@ pub use verify::{
     Anonymous, Attempt, AuthMode, PendingVerification, RegisteredClaims, TokenType, Verified,
     Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_BYTES,
 };
+
+/// Select jsonwebtoken's crypto backend for this process (aws-lc-rs when
+/// both backend features are enabled). keycard calls it whenever it builds a
+/// key; call it yourself before using `jsonwebtoken` directly in a process
+/// where feature unification enabled both backends, or jsonwebtoken panics.
+pub fn ensure_crypto_backend() -> Result<(), ConfigError> {
+    key::ensure_crypto()
+}
 
 /// Seconds since the Unix epoch, as used in `exp`, `nbf` and `iat`.
 pub fn unix_now() -> i64 {

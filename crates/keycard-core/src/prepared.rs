@@ -8,7 +8,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
 use crate::error::ConfigError;
 
-/// A key ready to verify without per-call setup.
+/// A key ready to verify without per-call setup. It lives behind an `Arc`
+/// in [`crate::Key`], so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Prepared {
     Hmac(hmac::Key),
     Public(signature::ParsedPublicKey),

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::error::{AuthError, AuthErrorKind};
 use crate::verify::Verified;
 
@@ -24,24 +22,15 @@ impl RoleClaim {
         }
     }
 
-    /// Read the roles from a claims object.
-    pub(crate) fn extract(&self, claims: &Map<String, Value>) -> Vec<String> {
-        let mut segments = self.path.iter();
-        let Some(first) = segments.next() else {
-            return Vec::new();
-        };
-        let mut value = claims.get(first);
-        for seg in segments {
-            value = value.and_then(|v| v.get(seg));
-        }
-        match value {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-            _ => Vec::new(),
-        }
+    /// The path segments.
+    pub(crate) fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// Read the roles from a JSON payload in one pass.
+    #[cfg(test)]
+    pub(crate) fn extract_from(&self, payload: &[u8]) -> Vec<String> {
+        crate::parse::roles_at(payload, &self.path)
     }
 }
 
@@ -117,8 +106,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn obj(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
     }
 
     #[test]
@@ -129,11 +118,14 @@ mod tests {
             "scope": "read  write",
             "realm_access": {"roles": ["ops"]},
         }));
-        assert_eq!(RoleClaim::new("roles").extract(&c), ["user", "admin"]);
-        assert_eq!(RoleClaim::new("role").extract(&c), ["admin"]);
-        assert_eq!(RoleClaim::new("scope").extract(&c), ["read", "write"]);
-        assert_eq!(RoleClaim::new("realm_access.roles").extract(&c), ["ops"]);
-        assert!(RoleClaim::new("nope.x").extract(&c).is_empty());
+        assert_eq!(RoleClaim::new("roles").extract_from(&c), ["user", "admin"]);
+        assert_eq!(RoleClaim::new("role").extract_from(&c), ["admin"]);
+        assert_eq!(RoleClaim::new("scope").extract_from(&c), ["read", "write"]);
+        assert_eq!(
+            RoleClaim::new("realm_access.roles").extract_from(&c),
+            ["ops"]
+        );
+        assert!(RoleClaim::new("nope.x").extract_from(&c).is_empty());
     }
 
     #[test]

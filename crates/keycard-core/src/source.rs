@@ -216,11 +216,20 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`
 pub(crate) fn is_b64token(v: &[u8]) -> bool {
+    const fn table() -> [bool; 256] {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            i += 1;
+        }
+        t
+    }
+    static B64TOKEN: [bool; 256] = table();
     let body_end = v.iter().rposition(|b| *b != b'=').map_or(0, |p| p + 1);
-    body_end > 0
-        && v[..body_end].iter().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    body_end > 0 && v[..body_end].iter().all(|b| B64TOKEN[usize::from(*b)])
 }
 
 #[cfg(test)]

@@ -89,7 +89,8 @@ struct VerifiedInner {
     kid: Option<String>,
     typ: Option<String>,
     registered: RegisteredClaims,
-    claims: Value,
+    payload: Vec<u8>,
+    claims_json: std::sync::OnceLock<Map<String, Value>>,
     roles: Vec<String>,
     found: Found,
     realm: Arc<str>,
@@ -110,20 +111,23 @@ impl Verified {
     /// Deserialize the payload into the caller's own claims type. A payload
     /// that does not fit the type is an `invalid_token` error.
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
-        T::deserialize(&self.0.claims).map_err(|e| {
+        serde_json::from_slice(&self.0.payload).map_err(|e| {
             AuthError::new(AuthErrorKind::InvalidClaimType)
                 .with_realm(self.0.realm.clone())
                 .with_detail(format!("claims do not fit the requested type: {e}"))
         })
     }
 
-    /// The whole payload as JSON.
+    /// The whole payload as JSON (parsed on first use).
     pub fn claims_json(&self) -> &Map<String, Value> {
-        match &self.0.claims {
-            Value::Object(m) => m,
-            // Constructed only from objects.
-            _ => unreachable_object(),
-        }
+        self.0
+            .claims_json
+            .get_or_init(|| crate::json::parse_object(&self.0.payload).unwrap_or_default())
+    }
+
+    /// The payload's JSON bytes, exactly as signed.
+    pub fn payload_bytes(&self) -> &[u8] {
+        &self.0.payload
     }
 
     /// The registered claims.
@@ -169,11 +173,6 @@ impl Verified {
     pub(crate) fn realm(&self) -> &Arc<str> {
         &self.0.realm
     }
-}
-
-fn unreachable_object() -> &'static Map<String, Value> {
-    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(Map::new)
 }
 
 /// Settings frozen at build time and shared by every clone of a [`Verifier`].
@@ -252,7 +251,7 @@ impl PendingVerification {
             Err(e) => return Err(self.verifier.err(e)),
         };
         s.keys
-            .refresh(parsed.iss.as_deref(), parsed.kid.as_deref())
+            .refresh(parsed.registered.iss.as_deref(), parsed.kid.as_deref())
             .await;
         match self
             .verifier
@@ -377,7 +376,10 @@ impl Verifier {
 
     fn verify_parsed(&self, token: &str, p: Parsed, found: Found, may_refresh: bool) -> Step {
         let s = &*self.0;
-        let keys = match s.keys.lookup(p.iss.as_deref(), p.kid.as_deref(), &p.alg) {
+        let keys = match s
+            .keys
+            .lookup(p.registered.iss.as_deref(), p.kid.as_deref(), p.alg)
+        {
             KeyLookup::Found(keys) => keys,
             KeyLookup::Refresh if may_refresh => return Step::NeedsKeys,
             KeyLookup::Refresh | KeyLookup::NotFound => {
@@ -408,7 +410,7 @@ impl Verifier {
                 return Err(AuthErrorKind::WrongTokenType.into());
             }
         }
-        let registered = registered_claims(&p.payload)?;
+        let registered = p.registered;
         let now = now_secs();
         if now > registered.exp.saturating_add(s.leeway) {
             return Err(AuthErrorKind::Expired.into());
@@ -475,13 +477,14 @@ impl Verifier {
                 }
             }
         }
-        let roles = s.role_claim.extract(&p.payload);
+        let roles = p.roles;
         Ok(Verified(Arc::new(VerifiedInner {
             alg: key.alg,
             kid: p.kid,
             typ: p.typ,
             registered,
-            claims: Value::Object(p.payload),
+            payload: p.payload,
+            claims_json: std::sync::OnceLock::new(),
             roles,
             found,
             realm: s.realm.clone(),
@@ -497,11 +500,12 @@ pub(crate) fn now_secs() -> i64 {
 
 /// What the header and payload say, before the signature is checked.
 struct Parsed {
-    alg: String,
+    alg: &'static str,
     kid: Option<String>,
     typ: Option<String>,
-    iss: Option<String>,
-    payload: Map<String, Value>,
+    registered: RegisteredClaims,
+    roles: Vec<String>,
+    payload: Vec<u8>,
     signing_input_len: usize,
 }
 
@@ -509,17 +513,26 @@ fn malformed(why: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::MalformedToken).with_detail(why)
 }
 
+fn owned(s: Option<crate::parse::Str<'_>>) -> Option<String> {
+    s.map(|s| s.0.into_owned())
+}
+
+/// The algorithm names keycard can verify; anything else (`none`, `ES512`,
+/// unknown) has no key.
+fn known_alg(alg: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 12] = [
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+        "ES384", "EdDSA",
+    ];
+    KNOWN.iter().copied().find(|k| *k == alg)
+}
+
 fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
     if token.len() > s.max_token_bytes {
         return Err(AuthErrorKind::TokenTooLarge.into());
     }
-    let bytes = token.as_bytes();
-    if !bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_' || *b == b'.')
-    {
-        return Err(malformed("not base64url compact serialization"));
-    }
+    // No separate charset pass: the strict base64url decoder below refuses
+    // every byte outside the URL-safe alphabet in each part.
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -529,102 +542,69 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
     if h.is_empty() || p.is_empty() || sig.is_empty() {
         return Err(malformed("empty part"));
     }
-    let header_bytes = crate::b64::decode(h.as_bytes()).map_err(|_| malformed("header base64"))?;
-    let header = crate::json::parse_object(&header_bytes).map_err(|_| malformed("header JSON"))?;
-    for refused in ["crit", "enc", "zip", "b64"] {
-        if header.contains_key(refused) {
-            return Err(AuthError::new(AuthErrorKind::UnsupportedHeader).with_detail(refused));
+    // Headers are small: decode on the stack.
+    let mut header_buf = [0u8; 2048];
+    let header_len = crate::b64::decode_slice(h.as_bytes(), &mut header_buf)
+        .map_err(|_| malformed("header base64"))?;
+    let header_bytes = &header_buf[..header_len];
+    if !crate::parse::check_no_duplicates(header_bytes) {
+        return Err(malformed("header is not JSON without duplicate members"));
+    }
+    let header: crate::parse::JoseHeader<'_> =
+        serde_json::from_slice(header_bytes).map_err(|_| malformed("header members"))?;
+    for (refused, name) in [
+        (header.crit, "crit"),
+        (header.enc, "enc"),
+        (header.zip, "zip"),
+        (header.b64, "b64"),
+    ] {
+        if refused {
+            return Err(AuthError::new(AuthErrorKind::UnsupportedHeader).with_detail(name));
         }
     }
-    if let Some(cty) = header.get("cty") {
-        let cty = cty
-            .as_str()
-            .ok_or_else(|| malformed("cty is not a string"))?;
-        if cty.eq_ignore_ascii_case("jwt") || cty.eq_ignore_ascii_case("application/jwt") {
+    if let Some(cty) = &header.cty {
+        if cty.0.eq_ignore_ascii_case("jwt") || cty.0.eq_ignore_ascii_case("application/jwt") {
             return Err(AuthError::new(AuthErrorKind::UnsupportedHeader).with_detail("nested JWT"));
         }
     }
-    let alg = match header.get("alg") {
-        Some(Value::String(a)) => a.clone(),
-        _ => return Err(malformed("alg missing or not a string")),
+    let Some(alg) = header.alg else {
+        return Err(malformed("alg missing"));
     };
-    let kid = opt_string(&header, "kid").map_err(|_| malformed("kid is not a string"))?;
-    let typ = opt_string(&header, "typ").map_err(|_| malformed("typ is not a string"))?;
-    let payload_bytes =
-        crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
-    let payload = crate::json::parse_object(&payload_bytes)
-        .map_err(|_| malformed("payload is not a JSON object"))?;
-    // Signature bytes are decoded by the backend; check canonical form here.
-    crate::b64::decode(sig.as_bytes()).map_err(|_| malformed("signature base64"))?;
-    let iss = match payload.get("iss") {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    };
+    let alg = known_alg(&alg.0).unwrap_or("");
+    let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
+    let mut roles = Vec::new();
+    let facts =
+        crate::parse::payload_pass(&payload, s.role_claim.path(), &mut roles).map_err(|e| {
+            AuthError::new(AuthErrorKind::MalformedToken).with_detail(format!("payload: {e}"))
+        })?;
+    let registered = registered_claims(facts)?;
     Ok(Parsed {
         alg,
-        kid,
-        typ,
-        iss,
+        kid: owned(header.kid),
+        typ: owned(header.typ),
+        registered,
+        roles,
         payload,
         signing_input_len: h.len() + 1 + p.len(),
     })
 }
 
-fn opt_string(map: &Map<String, Value>, name: &str) -> Result<Option<String>, ()> {
-    match map.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(()),
-    }
-}
-
-fn claim_type(name: &'static str) -> AuthError {
-    AuthError::new(AuthErrorKind::InvalidClaimType).with_detail(name)
-}
-
-fn numeric_date(map: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, AuthError> {
-    match map.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Some(i))
-            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
-                // Saturating conversion; fractional seconds round down.
-                Ok(Some(f.floor() as i64))
-            } else {
-                Err(claim_type(name))
-            }
-        }
-        Some(_) => Err(claim_type(name)),
-    }
-}
-
-fn registered_claims(map: &Map<String, Value>) -> Result<RegisteredClaims, AuthError> {
-    let exp = numeric_date(map, "exp")?
-        .ok_or_else(|| AuthError::new(AuthErrorKind::MissingClaim).with_detail("exp"))?;
-    let string = |name: &'static str| opt_string(map, name).map_err(|_| claim_type(name));
-    let aud = match map.get("aud") {
-        None => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| claim_type("aud"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(claim_type("aud")),
-    };
+fn registered_claims(r: crate::parse::PayloadFacts<'_>) -> Result<RegisteredClaims, AuthError> {
+    let exp = r
+        .exp
+        .ok_or_else(|| AuthError::new(AuthErrorKind::MissingClaim).with_detail("exp"))?
+        .0;
     Ok(RegisteredClaims {
-        iss: string("iss")?,
-        sub: string("sub")?,
-        aud,
+        iss: owned(r.iss),
+        sub: owned(r.sub),
+        aud: r.aud.map_or_else(Vec::new, |a| {
+            a.0.into_iter().map(|s| s.0.into_owned()).collect()
+        }),
         exp,
-        nbf: numeric_date(map, "nbf")?,
-        iat: numeric_date(map, "iat")?,
-        jti: string("jti")?,
-        sid: string("sid")?,
+        nbf: r.nbf.map(|n| n.0),
+        iat: r.iat.map(|n| n.0),
+        jti: owned(r.jti),
+        sid: owned(r.sid),
     })
 }
 

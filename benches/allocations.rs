@@ -1,0 +1,44 @@
+//! Heap allocations per authenticated request, counted with `stats_alloc`'s
+//! instrumented global allocator: keycard's whole path (headers → `Verified` →
+//! `Claims<T>`) and raw `jsonwebtoken::decode`, per algorithm.
+//!
+//! `cargo bench --bench allocations`
+
+mod common;
+
+use std::alloc::System;
+
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn count(f: impl Fn()) -> f64 {
+    f();
+    let n = 1000;
+    let region = Region::new(GLOBAL);
+    for _ in 0..n {
+        f();
+    }
+    let change = region.change();
+    (change.allocations + change.reallocations) as f64 / f64::from(n)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("heap allocations per call (mean over 1000 calls):");
+    for case in common::cases() {
+        let k = count(|| {
+            std::hint::black_box(common::keycard_verify(&case));
+        });
+        let r = count(|| {
+            std::hint::black_box(common::raw_decode(&case));
+        });
+        println!(
+            "  {:6} keycard headers->Claims<T> {k:>5.1}   jsonwebtoken::decode {r:>5.1}",
+            case.name
+        );
+    }
+}

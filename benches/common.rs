@@ -1,0 +1,131 @@
+//! Tokens, keys and verifiers shared by the benches: the same token and key
+//! for keycard and for raw `jsonwebtoken::decode`.
+#![allow(dead_code, missing_debug_implementations)]
+
+use http::{HeaderMap, HeaderValue};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use keycard::{Key, SigningKey, TokenIssuer, TokenType, Verifier};
+
+pub(crate) const ISS: &str = "https://bench.test";
+pub(crate) const AUD: &str = "api";
+
+#[derive(serde::Deserialize)]
+pub(crate) struct MyClaims {
+    pub(crate) sub: String,
+    pub(crate) roles: Vec<String>,
+}
+
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) token: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) verifier: Verifier,
+    pub(crate) issuer: TokenIssuer,
+    pub(crate) raw_key: DecodingKey,
+    pub(crate) raw_validation: Validation,
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+pub(crate) fn cases() -> Vec<Case> {
+    let secret = b"benchmark-secret-benchmark-secret-0123";
+    let defs: Vec<(&'static str, Algorithm, SigningKey, Key, DecodingKey)> = vec![
+        (
+            "HS256",
+            Algorithm::HS256,
+            SigningKey::hs256(secret).unwrap(),
+            Key::hs256(secret).unwrap(),
+            DecodingKey::from_secret(secret),
+        ),
+        (
+            "RS256",
+            Algorithm::RS256,
+            SigningKey::from_pem(Algorithm::RS256, fixture("rsa2048.pem")).unwrap(),
+            Key::from_pem(Algorithm::RS256, fixture("rsa2048.pub.pem")).unwrap(),
+            DecodingKey::from_rsa_pem(&fixture("rsa2048.pub.pem")).unwrap(),
+        ),
+        (
+            "PS256",
+            Algorithm::PS256,
+            SigningKey::from_pem(Algorithm::PS256, fixture("rsa2048.pem")).unwrap(),
+            Key::from_pem(Algorithm::PS256, fixture("rsa2048.pub.pem")).unwrap(),
+            DecodingKey::from_rsa_pem(&fixture("rsa2048.pub.pem")).unwrap(),
+        ),
+        (
+            "ES256",
+            Algorithm::ES256,
+            SigningKey::from_pem(Algorithm::ES256, fixture("p256.pem")).unwrap(),
+            Key::from_pem(Algorithm::ES256, fixture("p256.pub.pem")).unwrap(),
+            DecodingKey::from_ec_pem(&fixture("p256.pub.pem")).unwrap(),
+        ),
+        (
+            "EdDSA",
+            Algorithm::EdDSA,
+            SigningKey::from_pem(Algorithm::EdDSA, fixture("ed25519.pem")).unwrap(),
+            Key::from_pem(Algorithm::EdDSA, fixture("ed25519.pub.pem")).unwrap(),
+            DecodingKey::from_ed_pem(&fixture("ed25519.pub.pem")).unwrap(),
+        ),
+    ];
+    defs.into_iter()
+        .map(|(name, alg, sk, pk, raw_key)| {
+            let issuer = TokenIssuer::builder(sk)
+                .issuer(ISS)
+                .audience(AUD)
+                .build()
+                .unwrap();
+            let token = issuer
+                .issue(
+                    TokenType::Access,
+                    "alice",
+                    None,
+                    &serde_json::json!({"roles": ["user", "admin"]}),
+                )
+                .unwrap()
+                .token;
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+            let verifier = Verifier::builder()
+                .key(pk)
+                .issuer(ISS)
+                .audience(AUD)
+                .build()
+                .unwrap();
+            let mut raw_validation = Validation::new(alg);
+            raw_validation.set_audience(&[AUD]);
+            raw_validation.set_issuer(&[ISS]);
+            Case {
+                name,
+                token,
+                headers,
+                verifier,
+                issuer,
+                raw_key,
+                raw_validation,
+            }
+        })
+        .collect()
+}
+
+/// keycard's whole path: headers → verified token → the user's claims type.
+pub(crate) fn keycard_verify(c: &Case) -> MyClaims {
+    match c.verifier.authenticate_now("GET", &c.headers) {
+        keycard::Attempt::Done(Ok(v)) => v.claims::<MyClaims>().unwrap(),
+        _ => panic!("bench token did not verify"),
+    }
+}
+
+/// Raw `jsonwebtoken::decode` of the same token with a prepared key.
+pub(crate) fn raw_decode(c: &Case) -> MyClaims {
+    jsonwebtoken::decode::<MyClaims>(&c.token, &c.raw_key, &c.raw_validation)
+        .unwrap()
+        .claims
+}

@@ -1,0 +1,39 @@
+//! The verify path for instruction counting under callgrind: runs one mode
+//! `iters` times. `scripts/instructions.sh` runs it under
+//! `valgrind --tool=callgrind` with two iteration counts and subtracts, so
+//! setup cancels out and the result is instructions per verification.
+//!
+//! `instructions <keycard|jsonwebtoken> <HS256|RS256|PS256|ES256|EdDSA> <iters>`
+
+mod common;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if args.len() < 3 {
+        // `cargo bench` runs every bench target with `--bench`: nothing to do.
+        return;
+    }
+    let case = common::cases()
+        .into_iter()
+        .find(|c| c.name == args[1])
+        .expect("unknown algorithm");
+    let iters: u32 = args[2].parse().expect("iters");
+    // Warm up once outside the counted loop (lazy statics, first-use setup).
+    measured_loop(&args[0], &case, 1);
+    measured_loop(&args[0], &case, iters);
+}
+
+/// The only function callgrind counts (`--toggle-collect`).
+#[inline(never)]
+fn measured_loop(mode: &str, case: &common::Case, iters: u32) {
+    for _ in 0..iters {
+        match mode {
+            "keycard" => drop(std::hint::black_box(common::keycard_verify(case))),
+            "jsonwebtoken" => drop(std::hint::black_box(common::raw_decode(case))),
+            other => panic!("unknown mode {other}"),
+        }
+    }
+}

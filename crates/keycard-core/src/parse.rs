@@ -1,0 +1,482 @@
+//! One pass over the decoded header and payload, borrowing from the input
+//! wherever serde_json can: duplicate-member check at any depth without
+//! building a tree, typed registered claims with strict JSON types, and the
+//! roles read by their claim path. `Claims<T>` later deserializes the same
+//! bytes once, into the user's type.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// A string that borrows from the input unless it contains escapes.
+#[derive(Debug)]
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Rejects duplicate member names at any depth without building a tree.
+/// Up to 16 keys per object are tracked on the stack.
+struct NoDuplicates;
+
+impl<'de> Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicates)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDuplicates {
+    type Value = NoDuplicates;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self, A::Error> {
+        visit_unique_keys(map, |_, map| map.next_value::<NoDuplicates>().map(|_| ()))?;
+        Ok(self)
+    }
+}
+
+/// Whether `bytes` is one JSON value with no duplicate member names.
+pub(crate) fn check_no_duplicates(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<NoDuplicates>(bytes).is_ok()
+}
+
+/// `Some(value)` for a present member, even `null` (which then fails the
+/// type check instead of reading as absent).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// The JOSE header members keycard reads or refuses.
+#[derive(Deserialize)]
+pub(crate) struct JoseHeader<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(crate) alg: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(crate) kid: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(crate) typ: Option<Str<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub(crate) cty: Option<Str<'a>>,
+    #[serde(default, deserialize_with = "flag")]
+    pub(crate) crit: bool,
+    #[serde(default, deserialize_with = "flag")]
+    pub(crate) enc: bool,
+    #[serde(default, deserialize_with = "flag")]
+    pub(crate) zip: bool,
+    #[serde(default, deserialize_with = "flag")]
+    pub(crate) b64: bool,
+}
+
+/// A NumericDate: an integer or a finite number (fractions round down).
+pub(crate) struct NumericDate(pub(crate) i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a NumericDate")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if v.is_finite() {
+                    // `as` saturates: 1e300 becomes i64::MAX.
+                    Ok(NumericDate(v.floor() as i64))
+                } else {
+                    Err(E::custom("non-finite NumericDate"))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `aud`: a string or an array of strings.
+pub(crate) struct Audience<'a>(pub(crate) Vec<Str<'a>>);
+
+impl<'de> Deserialize<'de> for Audience<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Audience<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Audience(vec![Str(Cow::Borrowed(v))]))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Audience(vec![Str(Cow::Owned(v.to_owned()))]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(8));
+                while let Some(s) = seq.next_element::<Str<'de>>()? {
+                    out.push(s);
+                }
+                Ok(Audience(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads the roles at a claim path in one pass: an array yields its string
+/// elements, a string is split on whitespace, anything else yields nothing.
+pub(crate) struct RolesAt<'p> {
+    pub(crate) path: &'p [String],
+    pub(crate) out: &'p mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for RolesAt<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RolesAt<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        if self.path.is_empty() {
+            self.out.extend(v.split_whitespace().map(str::to_owned));
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        struct Elem(Option<String>);
+        impl<'de> Deserialize<'de> for Elem {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct EV;
+                impl<'de> Visitor<'de> for EV {
+                    type Value = Elem;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("JSON")
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Elem, E> {
+                        Ok(Elem(Some(v.to_owned())))
+                    }
+                    fn visit_bool<E>(self, _: bool) -> Result<Elem, E> {
+                        Ok(Elem(None))
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<Elem, E> {
+                        Ok(Elem(None))
+                    }
+                    fn visit_u64<E>(self, _: u64) -> Result<Elem, E> {
+                        Ok(Elem(None))
+                    }
+                    fn visit_f64<E>(self, _: f64) -> Result<Elem, E> {
+                        Ok(Elem(None))
+                    }
+                    fn visit_unit<E>(self) -> Result<Elem, E> {
+                        Ok(Elem(None))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<Elem, A::Error> {
+                        NoDuplicates.visit_seq(s).map(|_| Elem(None))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<Elem, A::Error> {
+                        NoDuplicates.visit_map(m).map(|_| Elem(None))
+                    }
+                }
+                d.deserialize_any(EV)
+            }
+        }
+        if self.path.is_empty() {
+            while let Some(Elem(e)) = seq.next_element::<Elem>()? {
+                self.out.extend(e);
+            }
+        } else {
+            NoDuplicates.visit_seq(seq)?;
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        match self.path.split_first() {
+            Some((first, rest)) => {
+                let out = self.out;
+                visit_unique_keys(map, |key, map| {
+                    if key == first.as_str() {
+                        map.next_value_seed(RolesAt {
+                            path: rest,
+                            out: &mut *out,
+                        })
+                    } else {
+                        map.next_value::<NoDuplicates>().map(|_| ())
+                    }
+                })
+            }
+            None => NoDuplicates.visit_map(map).map(|_| ()),
+        }
+    }
+}
+
+/// Walk a map's entries, refusing duplicate keys (16 tracked on the stack).
+fn visit_unique_keys<'de, A: MapAccess<'de>>(
+    mut map: A,
+    mut value: impl FnMut(&str, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    let mut small: [Option<Str<'de>>; 16] = Default::default();
+    let mut n = 0;
+    let mut spill: Vec<Str<'de>> = Vec::new();
+    while let Some(key) = map.next_key::<Str<'de>>()? {
+        if small[..n]
+            .iter()
+            .flatten()
+            .chain(spill.iter())
+            .any(|k| k.0 == key.0)
+        {
+            return Err(de::Error::custom("duplicate member name"));
+        }
+        value(&key.0, &mut map)?;
+        if n < small.len() {
+            small[n] = Some(key);
+            n += 1;
+        } else {
+            spill.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// The roles at `path` in a JSON payload.
+#[cfg(test)]
+pub(crate) fn roles_at(payload: &[u8], path: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let _ = RolesAt {
+        path,
+        out: &mut out,
+    }
+    .deserialize(&mut de);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_anywhere() {
+        assert!(check_no_duplicates(br#"{"a":1,"b":{"c":[{"d":1,"e":2}]}}"#));
+        assert!(!check_no_duplicates(br#"{"a":1,"a":1}"#));
+        assert!(!check_no_duplicates(br#"{"a":{"x":1,"x":2}}"#));
+        assert!(!check_no_duplicates(br#"{"a":[{"x":1,"x":2}]}"#));
+        assert!(
+            !check_no_duplicates(br#"{"\u0061":1,"a":2}"#),
+            "escaped duplicate"
+        );
+        let many: String = (0..40).map(|i| format!("\"k{i}\":1,")).collect();
+        assert!(check_no_duplicates(
+            format!("{{{}\"z\":1}}", many).as_bytes()
+        ));
+        assert!(
+            !check_no_duplicates(format!("{{{}\"k3\":1}}", many).as_bytes()),
+            "beyond 16 keys"
+        );
+        assert!(!check_no_duplicates(b"{} trailing"));
+    }
+
+    #[test]
+    fn roles_by_path() {
+        let p = br#"{"roles":["a",1,"b",{"x":1}],"scope":"r w","realm_access":{"roles":["ops"]},"role":"admin"}"#;
+        let path = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(roles_at(p, &path("roles")), ["a", "b"]);
+        assert_eq!(roles_at(p, &path("scope")), ["r", "w"]);
+        assert_eq!(roles_at(p, &path("role")), ["admin"]);
+        assert_eq!(roles_at(p, &path("realm_access.roles")), ["ops"]);
+        assert!(roles_at(p, &path("nope")).is_empty());
+    }
+
+    #[test]
+    fn strict_registered_types() {
+        let mut roles = Vec::new();
+        let path = vec!["roles".to_owned()];
+        let ok = payload_pass(
+            br#"{"exp":1.9,"aud":["a","b"],"sub":"s","roles":["x"]}"#,
+            &path,
+            &mut roles,
+        )
+        .unwrap();
+        assert_eq!(ok.exp.unwrap().0, 1);
+        assert_eq!(ok.aud.unwrap().0.len(), 2);
+        assert_eq!(roles, ["x"]);
+        for bad in [
+            r#"{"exp":"1"}"#,
+            r#"{"aud":1}"#,
+            r#"{"aud":["a",1]}"#,
+            r#"{"iss":null}"#,
+            r#"{"sub":2}"#,
+            r#"{"a":1,"a":1}"#,
+            r#"{"roles":{"x":1,"x":1}}"#,
+            r#"[1]"#,
+            r#"{} x"#,
+        ] {
+            assert!(
+                payload_pass(bad.as_bytes(), &path, &mut Vec::new()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
+
+/// The one pass over a payload: duplicate members refused at any depth,
+/// registered claims read with strict types, roles read at their path.
+pub(crate) struct PayloadPass<'p> {
+    pub(crate) role_path: &'p [String],
+    pub(crate) roles: &'p mut Vec<String>,
+}
+
+/// What the pass found.
+#[derive(Default)]
+pub(crate) struct PayloadFacts<'a> {
+    pub(crate) iss: Option<Str<'a>>,
+    pub(crate) sub: Option<Str<'a>>,
+    pub(crate) aud: Option<Audience<'a>>,
+    pub(crate) exp: Option<NumericDate>,
+    pub(crate) nbf: Option<NumericDate>,
+    pub(crate) iat: Option<NumericDate>,
+    pub(crate) jti: Option<Str<'a>>,
+    pub(crate) sid: Option<Str<'a>>,
+}
+
+impl<'de> DeserializeSeed<'de> for PayloadPass<'_> {
+    type Value = PayloadFacts<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PayloadPass<'_> {
+    type Value = PayloadFacts<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut facts = PayloadFacts::default();
+        let mut small: [Option<Str<'de>>; 16] = Default::default();
+        let mut n = 0;
+        let mut spill: Vec<Str<'de>> = Vec::new();
+        let (role_first, role_rest) = match self.role_path.split_first() {
+            Some((f, r)) => (Some(f.as_str()), r),
+            None => (None, &[][..]),
+        };
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            if small[..n]
+                .iter()
+                .flatten()
+                .chain(spill.iter())
+                .any(|k| k.0 == key.0)
+            {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            match key.0.as_ref() {
+                "iss" => facts.iss = Some(map.next_value()?),
+                "sub" => facts.sub = Some(map.next_value()?),
+                "aud" => facts.aud = Some(map.next_value()?),
+                "exp" => facts.exp = Some(map.next_value()?),
+                "nbf" => facts.nbf = Some(map.next_value()?),
+                "iat" => facts.iat = Some(map.next_value()?),
+                "jti" => facts.jti = Some(map.next_value()?),
+                "sid" => facts.sid = Some(map.next_value()?),
+                k if Some(k) == role_first => map.next_value_seed(RolesAt {
+                    path: role_rest,
+                    out: &mut *self.roles,
+                })?,
+                _ => {
+                    map.next_value::<NoDuplicates>()?;
+                }
+            }
+            if n < small.len() {
+                small[n] = Some(key);
+                n += 1;
+            } else {
+                spill.push(key);
+            }
+        }
+        Ok(facts)
+    }
+}
+
+/// Run the pass; `Err` for anything but a JSON object without duplicates
+/// whose registered claims have the right types.
+pub(crate) fn payload_pass<'a>(
+    payload: &'a [u8],
+    role_path: &[String],
+    roles: &mut Vec<String>,
+) -> Result<PayloadFacts<'a>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let facts = PayloadPass { role_path, roles }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(facts)
+}
