@@ -87,8 +87,8 @@ fn lookups(c: &mut Criterion) {
         .build()
         .unwrap();
     let prefix = format!("kc-bench-{}:", std::process::id());
-    match rt.block_on(keycard::redis::RedisStores::connect_with(
-        keycard::redis::RedisConfig::new(&url).prefix(&prefix),
+    match rt.block_on(keycard_redis::RedisStores::connect_with(
+        keycard_redis::RedisConfig::new(&url).prefix(&prefix),
     )) {
         Ok(stores) => {
             let store = stores.revocation();

@@ -134,3 +134,46 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// Start an example that prints `name url` lines, and collect them until
+/// every name in `wanted` is known.
+pub fn start_printing(
+    example: &str,
+    env: &[(&str, String)],
+    wanted: &[&str],
+) -> (Child, std::collections::HashMap<String, String>) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(example_path(example));
+    cmd.env_remove("KEYCARD_REDIS_URL")
+        .env_remove("KEYCARD_ONLY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut found = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !wanted.iter().all(|w| found.contains_key(*w)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("{example} did not print {wanted:?} (got {found:?})")
+        });
+        if let Some((name, url)) = line.split_once(' ') {
+            if url.starts_with("http://") {
+                found.insert(name.to_owned(), url.to_owned());
+            }
+        }
+    }
+    (child, found)
+}

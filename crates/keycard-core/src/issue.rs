@@ -79,6 +79,37 @@ impl SigningKey {
         Self::from_encoding_key(alg, key)
     }
 
+    /// Generate a fresh EdDSA, ES256 or ES384 signing key with the system
+    /// random generator (feature `aws-lc-rs`). Other algorithms: load a key
+    /// with [`SigningKey::from_pem`].
+    #[cfg(feature = "aws-lc-rs")]
+    pub fn generate(alg: Algorithm) -> Result<Self, ConfigError> {
+        use aws_lc_rs::signature::{
+            EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+            ECDSA_P384_SHA384_FIXED_SIGNING,
+        };
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let fail = |e: aws_lc_rs::error::Unspecified| ConfigError::InvalidKey(e.to_string());
+        let pkcs8 = match alg {
+            // jsonwebtoken reads PKCS#8 v1 Ed25519 keys.
+            Algorithm::EdDSA => Ed25519KeyPair::generate_pkcs8v1(&rng).map_err(fail)?,
+            Algorithm::ES256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(fail)?
+            }
+            Algorithm::ES384 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+                    .map_err(fail)?
+            }
+            other => {
+                return Err(ConfigError::InvalidSetting(format!(
+                    "generate supports EdDSA, ES256 and ES384, not {other:?}"
+                )))
+            }
+        };
+        Self::from_der(alg, pkcs8.as_ref())
+    }
+
     fn from_encoding_key(alg: Algorithm, key: EncodingKey) -> Result<Self, ConfigError> {
         let jwk = Jwk::from_encoding_key(&key, alg)
             .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;

@@ -212,3 +212,38 @@ async fn a_dead_store_fails_closed_and_never_acknowledges_a_logout() {
         .unwrap();
     assert!(s.logout(&v).await.is_err());
 }
+
+#[cfg(feature = "aws-lc-rs")]
+#[tokio::test]
+async fn generated_keys_sign_and_verify() {
+    for alg in [
+        keycard_core::Algorithm::EdDSA,
+        keycard_core::Algorithm::ES256,
+        keycard_core::Algorithm::ES384,
+    ] {
+        let key = SigningKey::generate(alg).unwrap().with_kid("g");
+        let issuer = TokenIssuer::builder(key.clone())
+            .audience("api")
+            .build()
+            .unwrap();
+        let t = issuer
+            .issue(keycard_core::TokenType::Access, "a", None, &json!({}))
+            .unwrap();
+        assert!(
+            issuer
+                .verifier()
+                .build()
+                .unwrap()
+                .verify(&t.token)
+                .await
+                .is_ok(),
+            "{alg:?}"
+        );
+        let other = SigningKey::generate(alg).unwrap();
+        assert_ne!(
+            serde_json::to_string(&key.verification_key().to_public_jwk()).unwrap(),
+            serde_json::to_string(&other.verification_key().to_public_jwk()).unwrap()
+        );
+    }
+    assert!(SigningKey::generate(keycard_core::Algorithm::RS256).is_err());
+}
