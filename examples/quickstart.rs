@@ -33,9 +33,16 @@ fn with_cookies(mut res: Response, cookies: [String; 2]) -> Response {
     res
 }
 
-fn pair_response(demo: &Demo, result: Result<TokenPair, SessionError>) -> Response {
+fn pair_response(
+    demo: &Demo,
+    result: Result<TokenPair, SessionError>,
+    cookie_only: bool,
+) -> Response {
     match result {
-        Ok(pair) => with_cookies(Json(&pair).into_response(), demo.set_cookies(&pair)),
+        Ok(pair) => with_cookies(
+            Json(common::pair_body(&pair, cookie_only)).into_response(),
+            demo.set_cookies(&pair),
+        ),
         Err(e) => {
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -50,7 +57,7 @@ async fn health() -> &'static str {
 
 async fn login(State(demo): State<Shared>, Json(req): Json<LoginRequest>) -> Response {
     match demo.login(&req).await {
-        Some(result) => pair_response(&demo, result),
+        Some(result) => pair_response(&demo, result, req.cookie_only),
         None => json_error(
             StatusCode::UNAUTHORIZED,
             r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#
@@ -101,7 +108,11 @@ async fn refresh(
             }
         }
     };
-    pair_response(&demo, demo.sessions.refresh(&token).await)
+    pair_response(
+        &demo,
+        demo.sessions.refresh(&token).await,
+        from_body.cookie_only,
+    )
 }
 
 async fn logout(State(demo): State<Shared>, Authenticated(token): Authenticated) -> Response {
@@ -125,6 +136,21 @@ async fn admin(Authenticated(token): Authenticated) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "message": "welcome, admin", "sub": token.subject() }))
 }
 
+/// The demo page: login, "who am I", refresh and logout through HttpOnly
+/// cookies only.
+async fn page() -> Response {
+    (
+        [
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+        ],
+        include_str!("quickstart.html"),
+    )
+        .into_response()
+}
+
 fn app(demo: Shared) -> Router {
     let auth = JwtAuth::new(demo.sessions.verifier().clone());
     let protected = Router::new()
@@ -137,6 +163,7 @@ fn app(demo: Shared) -> Router {
         )
         .route_layer(auth);
     Router::new()
+        .route("/", get(page))
         .route("/health", get(health))
         .route("/login", post(login))
         .route("/refresh", post(refresh))

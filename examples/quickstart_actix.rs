@@ -27,9 +27,16 @@ fn with_cookies(mut res: HttpResponse, cookies: [String; 2]) -> HttpResponse {
     res
 }
 
-fn pair_response(demo: &Demo, result: Result<TokenPair, SessionError>) -> HttpResponse {
+fn pair_response(
+    demo: &Demo,
+    result: Result<TokenPair, SessionError>,
+    cookie_only: bool,
+) -> HttpResponse {
     match result {
-        Ok(pair) => with_cookies(HttpResponse::Ok().json(&pair), demo.set_cookies(&pair)),
+        Ok(pair) => with_cookies(
+            HttpResponse::Ok().json(common::pair_body(&pair, cookie_only)),
+            demo.set_cookies(&pair),
+        ),
         Err(e) => with_cookies(json_error(e.status(), e.body()), demo.clear_cookies()),
     }
 }
@@ -40,7 +47,7 @@ async fn health() -> &'static str {
 
 async fn login(demo: web::Data<Shared>, req: web::Json<LoginRequest>) -> HttpResponse {
     match demo.login(&req).await {
-        Some(result) => pair_response(&demo, result),
+        Some(result) => pair_response(&demo, result, req.cookie_only),
         None => json_error(
             401,
             r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#
@@ -86,7 +93,11 @@ async fn refresh(demo: web::Data<Shared>, req: HttpRequest, body: web::Bytes) ->
             }
         }
     };
-    pair_response(&demo, demo.sessions.refresh(&token).await)
+    pair_response(
+        &demo,
+        demo.sessions.refresh(&token).await,
+        from_body.cookie_only,
+    )
 }
 
 async fn logout(demo: web::Data<Shared>, token: Authenticated) -> HttpResponse {

@@ -22,11 +22,27 @@ pub struct Demo {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// Browser pages send `true`: the tokens then travel only in HttpOnly
+    /// cookies, never in the response body that JavaScript can read.
+    #[serde(default)]
+    pub cookie_only: bool,
 }
 
 #[derive(Deserialize, Default)]
 pub struct RefreshRequest {
     pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub cookie_only: bool,
+}
+
+/// The JSON body for a fresh pair: the whole pair, or without the tokens
+/// for cookie-only clients.
+pub fn pair_body(pair: &TokenPair, cookie_only: bool) -> serde_json::Value {
+    if cookie_only {
+        serde_json::json!({ "token_type": pair.token_type, "expires_in": pair.expires_in })
+    } else {
+        serde_json::to_value(pair).unwrap_or_default()
+    }
 }
 
 /// The demo users: (username, password, roles).
