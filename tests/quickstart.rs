@@ -116,6 +116,22 @@ async fn contract(example: &str) {
     );
     assert!(claims["jti"].is_string());
 
+    // Browser pages ask for cookie-only answers: no token in the body.
+    let quiet = api
+        .http
+        .post(api.server.url("/login"))
+        .json(&json!({"username": "alice", "password": "alice-password", "cookie_only": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(quiet.status(), StatusCode::OK);
+    assert_eq!(cookies(&quiet).len(), 2);
+    let quiet: Value = quiet.json().await.unwrap();
+    assert!(
+        quiet.get("access_token").is_none() && quiet.get("refresh_token").is_none(),
+        "{quiet}"
+    );
+
     assert_eq!(
         api.login("alice", "wrong").await.status(),
         StatusCode::UNAUTHORIZED
