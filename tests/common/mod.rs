@@ -344,6 +344,10 @@ pub fn run_table(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, Ex
             "reference",
             builder().reference_signature_check().build().unwrap(),
         ),
+        (
+            "cached",
+            builder().cache_verified_tokens(1000).build().unwrap(),
+        ),
     ];
     for (path, verifier) in &paths {
         for adapter in ADAPTERS {

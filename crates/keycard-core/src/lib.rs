@@ -44,6 +44,7 @@
 //! - cookies ([`CookieSettings`]) and CSRF ([`csrf`]).
 
 mod b64;
+mod cache;
 mod cookies;
 pub mod csrf;
 mod error;

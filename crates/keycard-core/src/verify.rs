@@ -82,7 +82,10 @@ pub struct RegisteredClaims {
 
 /// A token that passed every check. Cheap to clone (one `Arc`).
 #[derive(Clone)]
-pub struct Verified(Arc<VerifiedInner>);
+pub struct Verified {
+    inner: Arc<VerifiedInner>,
+    found: Found,
+}
 
 struct VerifiedInner {
     alg: Algorithm,
@@ -92,17 +95,16 @@ struct VerifiedInner {
     payload: Vec<u8>,
     claims_json: std::sync::OnceLock<Map<String, Value>>,
     roles: Vec<String>,
-    found: Found,
     realm: Arc<str>,
 }
 
 impl fmt::Debug for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verified")
-            .field("alg", &self.0.alg)
-            .field("kid", &self.0.kid)
-            .field("claims", &self.0.registered)
-            .field("roles", &self.0.roles)
+            .field("alg", &self.inner.alg)
+            .field("kid", &self.inner.kid)
+            .field("claims", &self.inner.registered)
+            .field("roles", &self.inner.roles)
             .finish_non_exhaustive()
     }
 }
@@ -111,67 +113,67 @@ impl Verified {
     /// Deserialize the payload into the caller's own claims type. A payload
     /// that does not fit the type is an `invalid_token` error.
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
-        serde_json::from_slice(&self.0.payload).map_err(|e| {
+        serde_json::from_slice(&self.inner.payload).map_err(|e| {
             AuthError::new(AuthErrorKind::InvalidClaimType)
-                .with_realm(self.0.realm.clone())
+                .with_realm(self.inner.realm.clone())
                 .with_detail(format!("claims do not fit the requested type: {e}"))
         })
     }
 
     /// The whole payload as JSON (parsed on first use).
     pub fn claims_json(&self) -> &Map<String, Value> {
-        self.0
+        self.inner
             .claims_json
-            .get_or_init(|| crate::json::parse_object(&self.0.payload).unwrap_or_default())
+            .get_or_init(|| crate::json::parse_object(&self.inner.payload).unwrap_or_default())
     }
 
     /// The payload's JSON bytes, exactly as signed.
     pub fn payload_bytes(&self) -> &[u8] {
-        &self.0.payload
+        &self.inner.payload
     }
 
     /// The registered claims.
     pub fn registered(&self) -> &RegisteredClaims {
-        &self.0.registered
+        &self.inner.registered
     }
 
     /// `sub`, if present.
     pub fn subject(&self) -> Option<&str> {
-        self.0.registered.sub.as_deref()
+        self.inner.registered.sub.as_deref()
     }
 
     /// The roles read from the configured role claim.
     pub fn roles(&self) -> &[String] {
-        &self.0.roles
+        &self.inner.roles
     }
 
     /// Whether the token holds `role` (exact match).
     pub fn has_role(&self, role: &str) -> bool {
-        self.0.roles.iter().any(|r| r == role)
+        self.inner.roles.iter().any(|r| r == role)
     }
 
     /// The algorithm that verified the token.
     pub fn algorithm(&self) -> Algorithm {
-        self.0.alg
+        self.inner.alg
     }
 
     /// The `kid` of the key that verified the token, if it named one.
     pub fn kid(&self) -> Option<&str> {
-        self.0.kid.as_deref()
+        self.inner.kid.as_deref()
     }
 
     /// The JOSE `typ` header.
     pub fn typ(&self) -> Option<&str> {
-        self.0.typ.as_deref()
+        self.inner.typ.as_deref()
     }
 
     /// Where the token was found (header or cookie).
     pub fn found_in(&self) -> Found {
-        self.0.found
+        self.found
     }
 
     pub(crate) fn realm(&self) -> &Arc<str> {
-        &self.0.realm
+        &self.inner.realm
     }
 }
 
@@ -193,6 +195,7 @@ struct Settings {
     fail_open: bool,
     csrf: CsrfPolicy,
     reference_signatures: bool,
+    cache: Option<crate::cache::TokenCache>,
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -326,6 +329,24 @@ impl Verifier {
     }
 
     fn verify_now_from(&self, token: &str, found: Found) -> Attempt {
+        if let Some(cache) = &self.0.cache {
+            if let Some(entry) = cache.get(token) {
+                match self.check_cached(&entry) {
+                    Some(Ok(())) => {
+                        return Attempt::Done(Ok(Verified {
+                            inner: entry.verified.inner,
+                            found,
+                        }))
+                    }
+                    Some(Err(e)) => {
+                        cache.remove(token);
+                        return Attempt::Done(Err(self.err(e)));
+                    }
+                    // The verifying key left the key set: verify afresh.
+                    None => cache.remove(token),
+                }
+            }
+        }
         let parsed = match parse(token, &self.0) {
             Ok(p) => p,
             Err(e) => return Attempt::Done(Err(self.err(e))),
@@ -348,6 +369,14 @@ impl Verifier {
         headers: &H,
     ) -> Result<(), AuthError> {
         self.0.csrf.check(method, headers).map_err(|e| self.err(e))
+    }
+
+    /// How many verified tokens the cache holds (0 without a cache).
+    pub fn cached_tokens(&self) -> u64 {
+        self.0
+            .cache
+            .as_ref()
+            .map_or(0, crate::cache::TokenCache::len)
     }
 
     /// The realm used in challenges.
@@ -400,7 +429,64 @@ impl Verifier {
         }) else {
             return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
         };
-        Step::Done(self.check_claims(key, p, found).map_err(|e| self.err(e)))
+        let key = key.clone();
+        let result = self.check_claims(&key, p, found).map_err(|e| self.err(e));
+        if let (Some(cache), Ok(v)) = (&s.cache, &result) {
+            cache.insert(token, v.clone(), key, v.inner.registered.exp, now_secs());
+        }
+        Step::Done(result)
+    }
+
+    /// Re-check a cached token: `Some(Ok)` still valid, `Some(Err)` no longer
+    /// valid (expired, revoked, store down), `None` its key is gone.
+    fn check_cached(&self, entry: &crate::cache::Entry) -> Option<Result<(), AuthError>> {
+        let s = &*self.0;
+        let reg = &entry.verified.inner.registered;
+        let still_there = match s.keys.lookup(
+            reg.iss.as_deref(),
+            entry.verified.kid(),
+            crate::key::alg_name(entry.key.alg),
+        ) {
+            KeyLookup::Found(keys) => keys.iter().any(|k| Arc::ptr_eq(k, &entry.key)),
+            _ => false,
+        };
+        if !still_there {
+            return None;
+        }
+        let now = now_secs();
+        if now > reg.exp.saturating_add(s.leeway) {
+            return Some(Err(AuthErrorKind::Expired.into()));
+        }
+        if reg
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(s.leeway))
+        {
+            return Some(Err(AuthErrorKind::NotYetValid.into()));
+        }
+        Some(self.check_revocation(reg))
+    }
+
+    fn check_revocation(&self, registered: &RegisteredClaims) -> Result<(), AuthError> {
+        let s = &*self.0;
+        let Some(store) = &s.revocation else {
+            return Ok(());
+        };
+        let facts = TokenFacts {
+            jti: registered.jti.as_deref(),
+            sub: registered.sub.as_deref(),
+            sid: registered.sid.as_deref(),
+            iat: registered.iat,
+            exp: registered.exp,
+        };
+        match store.is_revoked(&facts) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(AuthErrorKind::Revoked.into()),
+            Err(e) if s.fail_open => {
+                tracing::warn!(error = %e, "revocation store unavailable; failing open as configured");
+                Ok(())
+            }
+            Err(e) => Err(AuthError::new(AuthErrorKind::StoreUnavailable).with_source(e)),
+        }
     }
 
     fn check_claims(&self, key: &Key, p: Parsed, found: Found) -> Result<Verified, AuthError> {
@@ -458,37 +544,21 @@ impl Verifier {
         if s.require_sub && registered.sub.is_none() {
             return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub"));
         }
-        if let Some(store) = &s.revocation {
-            let facts = TokenFacts {
-                jti: registered.jti.as_deref(),
-                sub: registered.sub.as_deref(),
-                sid: registered.sid.as_deref(),
-                iat: registered.iat,
-                exp: registered.exp,
-            };
-            match store.is_revoked(&facts) {
-                Ok(false) => {}
-                Ok(true) => return Err(AuthErrorKind::Revoked.into()),
-                Err(e) if s.fail_open => {
-                    tracing::warn!(error = %e, "revocation store unavailable; failing open as configured");
-                }
-                Err(e) => {
-                    return Err(AuthError::new(AuthErrorKind::StoreUnavailable).with_source(e))
-                }
-            }
-        }
+        self.check_revocation(&registered)?;
         let roles = p.roles;
-        Ok(Verified(Arc::new(VerifiedInner {
-            alg: key.alg,
-            kid: p.kid,
-            typ: p.typ,
-            registered,
-            payload: p.payload,
-            claims_json: std::sync::OnceLock::new(),
-            roles,
+        Ok(Verified {
+            inner: Arc::new(VerifiedInner {
+                alg: key.alg,
+                kid: p.kid,
+                typ: p.typ,
+                registered,
+                payload: p.payload,
+                claims_json: std::sync::OnceLock::new(),
+                roles,
+                realm: s.realm.clone(),
+            }),
             found,
-            realm: s.realm.clone(),
-        })))
+        })
     }
 }
 
@@ -631,6 +701,7 @@ pub struct VerifierBuilder {
     fail_open: bool,
     csrf: CsrfPolicy,
     reference_signatures: bool,
+    cache_capacity: Option<u64>,
     error: Option<ConfigError>,
 }
 
@@ -798,6 +869,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Cache up to `capacity` verified tokens, so a repeated token costs a
+    /// lookup instead of a signature check (worth it for RS*, PS*, ES* and
+    /// EdDSA; HS256 verifies about as fast as it hashes). Every hit still
+    /// checks `exp`/`nbf` and revocation, compares the token byte for byte,
+    /// and requires the verifying key to still be in the key set; entries
+    /// never outlive their token.
+    pub fn cache_verified_tokens(mut self, capacity: u64) -> Self {
+        self.cache_capacity = Some(capacity);
+        self
+    }
+
     /// Check signatures through `jsonwebtoken::crypto::verify` instead of
     /// the keys prepared once at configuration time. Slower (the key is set
     /// up on every call); used to cross-check the fast path in tests.
@@ -868,6 +950,7 @@ impl VerifierBuilder {
             fail_open: self.fail_open,
             csrf: self.csrf,
             reference_signatures: self.reference_signatures,
+            cache: self.cache_capacity.map(crate::cache::TokenCache::new),
         })))
     }
 }
