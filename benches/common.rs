@@ -108,6 +108,7 @@ pub(crate) fn cases() -> Vec<Case> {
                 token,
                 headers,
                 verifier,
+                cached,
                 issuer,
                 raw_key,
                 raw_validation,
