@@ -95,9 +95,16 @@ pub(crate) fn cases() -> Vec<Case> {
                 HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
             );
             let verifier = Verifier::builder()
+                .key(pk.clone())
+                .issuer(ISS)
+                .audience(AUD)
+                .build()
+                .unwrap();
+            let cached = Verifier::builder()
                 .key(pk)
                 .issuer(ISS)
                 .audience(AUD)
+                .cache_verified_tokens(10_000)
                 .build()
                 .unwrap();
             let mut raw_validation = Validation::new(alg);
