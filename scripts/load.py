@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""End-to-end load benchmark on loopback, bounded in time.
+
+Runs the axum and actix-web hello-world servers of examples/load_server.rs
+with no auth, with keycard (HS256, RS256, ES256; cache off and on), and with
+the peer-style baseline (a jsonwebtoken::decode layer for axum,
+actix-web-httpauth + jsonwebtoken for actix-web), alternating configurations
+within each round. Prints requests/s, p99 latency, server CPU µs per request
+and peak RSS, each as a ratio to the same framework's no-auth server of the
+same round (medians over rounds).
+
+    python3 scripts/load.py [--rounds 2] [--seconds 4] [--connections 64]
+
+Needs wrk (Debian package `wrk`). Traffic goes to 127.0.0.1 only.
+"""
+import argparse, os, re, socket, statistics, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = [
+    ("axum", "none", "HS256"), ("axum", "plumbing", "HS256"),
+    ("axum", "keycard", "HS256"), ("axum", "jsonwebtoken", "HS256"),
+    ("axum", "keycard", "RS256"), ("axum", "keycard-cached", "RS256"), ("axum", "jsonwebtoken", "RS256"),
+    ("axum", "keycard", "ES256"), ("axum", "keycard-cached", "ES256"), ("axum", "jsonwebtoken", "ES256"),
+    ("actix", "none", "HS256"),
+    ("actix", "keycard", "HS256"), ("actix", "jsonwebtoken", "HS256"),
+    ("actix", "keycard", "RS256"), ("actix", "keycard-cached", "RS256"), ("actix", "jsonwebtoken", "RS256"),
+    ("actix", "keycard", "ES256"), ("actix", "keycard-cached", "ES256"), ("actix", "jsonwebtoken", "ES256"),
+]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run(binary, framework, mode, alg, seconds, connections):
+    port = free_port()
+    env = dict(os.environ, LOAD_ALG=alg)
+    server = subprocess.Popen([binary, framework, mode, str(port)], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        token = server.stdout.readline().split()[1]
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); break
+            except OSError:
+                if time.time() > deadline: raise RuntimeError("server did not start")
+                time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/"
+        header = ["-H", f"authorization: Bearer {token}"]
+        subprocess.run(["wrk", "-t1", "-c16", "-d1s", *header, url], capture_output=True, timeout=30)  # warm up
+        before = cpu_ticks(server.pid)
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *header, url],
+                             capture_output=True, text=True, timeout=seconds + 30).stdout
+        cpu = (cpu_ticks(server.pid) - before) / TICK
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        total = int(re.search(r"(\d+) requests in", out).group(1))
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if non2xx: raise RuntimeError(f"{framework} {mode} {alg}: {non2xx.group(1)} failed responses")
+        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+        p99_us = float(p99.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[p99.group(2)]
+        return {"rps": rps, "p99": p99_us, "cpu_us": cpu * 1e6 / max(total, 1), "rss": peak_rss_kib(server.pid)}
+    finally:
+        server.kill(); server.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=64)
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "load_server"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "examples", "load_server")
+    results = {c: [] for c in CONFIGS}
+    for r in range(a.rounds):
+        base = {}
+        for cfg in CONFIGS:
+            m = run(binary, *cfg, a.seconds, a.connections)
+            if cfg[1] == "none": base[cfg[0]] = m
+            results[cfg].append((m, base[cfg[0]]))
+            print(f"round {r + 1}: {' '.join(cfg):28} {m['rps']:>9.0f} req/s", file=sys.stderr)
+    print(f"\n{a.rounds} rounds x {a.seconds}s, wrk -t1 -c{a.connections}, server and client sharing {os.cpu_count()} cores")
+    print(f"| framework | auth | alg | req/s | ratio | p99 µs | ratio | CPU µs/req | ratio | peak RSS MiB | Δ vs no-auth |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for cfg, runs in results.items():
+        med = lambda k: statistics.median(m[k] for m, _ in runs)
+        rat = lambda k: statistics.median(m[k] / b[k] for m, b in runs)
+        rss_delta = statistics.median((m["rss"] - b["rss"]) / 1024 for m, b in runs)
+        alg = "-" if cfg[1] in ("none", "plumbing") else cfg[2]
+        print(f"| {cfg[0]} | {cfg[1]} | {alg} | {med('rps'):.0f} | {rat('rps'):.2f} | {med('p99'):.0f} | {rat('p99'):.2f} "
+              f"| {med('cpu_us'):.1f} | {rat('cpu_us'):.2f} | {med('rss') / 1024:.1f} | {rss_delta:+.1f} |")
+
+
+if __name__ == "__main__":
+    main()
