@@ -28,7 +28,11 @@ struct Setup {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture keys")
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture keys")
 }
 
 fn setup() -> Setup {
@@ -61,11 +65,19 @@ fn setup() -> Setup {
         .build()
         .unwrap();
     let token = issuer
-        .issue(TokenType::Access, "alice", None, &serde_json::json!({"roles": ["user"]}))
+        .issue(
+            TokenType::Access,
+            "alice",
+            None,
+            &serde_json::json!({"roles": ["user"]}),
+        )
         .unwrap()
         .token;
     let build = |cache: bool| {
-        let mut b = Verifier::builder().key(pk.clone()).issuer("load").audience("api");
+        let mut b = Verifier::builder()
+            .key(pk.clone())
+            .issuer("load")
+            .audience("api");
         if cache {
             b = b.cache_verified_tokens(10_000);
         }
@@ -74,7 +86,13 @@ fn setup() -> Setup {
     let mut validation = Validation::new(alg);
     validation.set_audience(&["api"]);
     validation.set_issuer(&["load"]);
-    Setup { token, verifier: build(false), cached: build(true), raw_key, validation }
+    Setup {
+        token,
+        verifier: build(false),
+        cached: build(true),
+        raw_key,
+        validation,
+    }
 }
 
 fn bearer(h: Option<&[u8]>) -> Option<&str> {
@@ -101,41 +119,61 @@ async fn run_axum(mode: &str, port: u16, s: Setup) {
     }
     let app = match mode {
         "none" => Router::new().route("/", get(hello)),
-        "keycard" => Router::new().route("/", get(who)).layer(JwtAuth::new(s.verifier)),
-        "keycard-cached" => Router::new().route("/", get(who)).layer(JwtAuth::new(s.cached)),
+        "keycard" => Router::new()
+            .route("/", get(who))
+            .layer(JwtAuth::new(s.verifier)),
+        "keycard-cached" => Router::new()
+            .route("/", get(who))
+            .layer(JwtAuth::new(s.cached)),
         "jsonwebtoken" => {
             let shared = Arc::new((s.raw_key, s.validation));
-            Router::new().route("/", get(who_ext)).layer(from_fn(move |mut req: Request, next: Next| {
-                let shared = shared.clone();
-                async move {
-                    let token = bearer(req.headers().get("authorization").map(|v| v.as_bytes()));
-                    match token.and_then(|t| jsonwebtoken::decode::<MyClaims>(t, &shared.0, &shared.1).ok()) {
-                        Some(data) => {
-                            req.extensions_mut().insert(data.claims);
-                            next.run(req).await
+            Router::new().route("/", get(who_ext)).layer(from_fn(
+                move |mut req: Request, next: Next| {
+                    let shared = shared.clone();
+                    async move {
+                        let token =
+                            bearer(req.headers().get("authorization").map(|v| v.as_bytes()));
+                        match token.and_then(|t| {
+                            jsonwebtoken::decode::<MyClaims>(t, &shared.0, &shared.1).ok()
+                        }) {
+                            Some(data) => {
+                                req.extensions_mut().insert(data.claims);
+                                next.run(req).await
+                            }
+                            None => StatusCode::UNAUTHORIZED.into_response(),
                         }
-                        None => StatusCode::UNAUTHORIZED.into_response(),
                     }
-                }
-            }))
+                },
+            ))
         }
-        "plumbing" => Router::new().route("/", get(who_ext)).layer(from_fn(|mut req: Request, next: Next| async move {
-            use base64::Engine as _;
-            let claims = bearer(req.headers().get("authorization").map(|v| v.as_bytes()))
-                .and_then(|t| t.split('.').nth(1))
-                .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
-                .and_then(|b| serde_json::from_slice::<MyClaims>(&b).ok());
-            match claims {
-                Some(c) => {
-                    req.extensions_mut().insert(c);
-                    next.run(req).await
+        "plumbing" => Router::new().route("/", get(who_ext)).layer(from_fn(
+            |mut req: Request, next: Next| async move {
+                use base64::Engine as _;
+                let claims = bearer(req.headers().get("authorization").map(|v| v.as_bytes()))
+                    .and_then(|t| t.split('.').nth(1))
+                    .and_then(|p| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(p)
+                            .ok()
+                    })
+                    .and_then(|b| serde_json::from_slice::<MyClaims>(&b).ok());
+                match claims {
+                    Some(c) => {
+                        req.extensions_mut().insert(c);
+                        next.run(req).await
+                    }
+                    None => Response::builder()
+                        .status(401)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
                 }
-                None => Response::builder().status(401).body(axum::body::Body::empty()).unwrap(),
-            }
-        })),
+            },
+        )),
         other => panic!("unknown mode {other}"),
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     axum::serve(listener, app).await.unwrap();
 }
 
@@ -153,11 +191,19 @@ fn run_actix(mode: &str, port: u16, s: Setup) -> std::io::Result<()> {
             match mode.as_str() {
                 "none" => app.route("/", web::get().to(|| async { "hello" })),
                 "keycard" | "keycard-cached" => {
-                    let v = if mode == "keycard" { verifier.clone() } else { cached.clone() };
+                    let v = if mode == "keycard" {
+                        verifier.clone()
+                    } else {
+                        cached.clone()
+                    };
                     app.service(
                         web::resource("/")
                             .wrap(keycard_actix::JwtAuth::new(v))
-                            .route(web::get().to(|c: keycard_actix::Claims<MyClaims>| async move { c.0.sub })),
+                            .route(
+                                web::get().to(|c: keycard_actix::Claims<MyClaims>| async move {
+                                    c.0.sub
+                                }),
+                            ),
                     )
                 }
                 "jsonwebtoken" => {
@@ -165,19 +211,31 @@ fn run_actix(mode: &str, port: u16, s: Setup) -> std::io::Result<()> {
                     let auth = HttpAuthentication::bearer(move |req, cred: BearerAuth| {
                         let shared = shared.clone();
                         async move {
-                            match jsonwebtoken::decode::<MyClaims>(cred.token(), &shared.0, &shared.1) {
+                            match jsonwebtoken::decode::<MyClaims>(
+                                cred.token(),
+                                &shared.0,
+                                &shared.1,
+                            ) {
                                 Ok(data) => {
                                     req.extensions_mut().insert(data.claims);
                                     Ok(req)
                                 }
-                                Err(_) => Err((actix_web::error::ErrorUnauthorized("invalid token"), req)),
+                                Err(_) => {
+                                    Err((actix_web::error::ErrorUnauthorized("invalid token"), req))
+                                }
                             }
                         }
                     });
-                    app.service(web::resource("/").wrap(auth).route(web::get().to(|req: actix_web::HttpRequest| async move {
-                        let sub = req.extensions().get::<MyClaims>().map(|c| c.sub.clone()).unwrap_or_default();
-                        HttpResponse::Ok().body(sub)
-                    })))
+                    app.service(web::resource("/").wrap(auth).route(web::get().to(
+                        |req: actix_web::HttpRequest| async move {
+                            let sub = req
+                                .extensions()
+                                .get::<MyClaims>()
+                                .map(|c| c.sub.clone())
+                                .unwrap_or_default();
+                            HttpResponse::Ok().body(sub)
+                        },
+                    )))
                 }
                 other => panic!("unknown mode {other}"),
             }
