@@ -24,6 +24,9 @@ fn verify(c: &mut Criterion) {
         g.bench_function("keycard headers->Claims<T>", |b| {
             b.iter(|| black_box(keycard_verify(black_box(&case))))
         });
+        g.bench_function("keycard cached, repeated token", |b| {
+            b.iter(|| black_box(keycard_verify_cached(black_box(&case))))
+        });
         g.finish();
     }
 }
@@ -58,6 +61,32 @@ fn lookups(c: &mut Criterion) {
     let ring = case.issuer.key_ring().clone();
     c.bench_function("key lookup/signing key ring", |b| {
         b.iter(|| black_box(ring.lookup(None, None, black_box("HS256"))))
+    });
+
+    // A remote JWKS (served on loopback by this bench) holding the ES256 key.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let es = cases().into_iter().find(|c| c.name == "ES256").unwrap();
+    let jwks_doc = es.issuer.key_ring().jwks_json();
+    let jwks = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || async move { jwks_doc }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        keycard::jwks::RemoteJwks::builder(url)
+            .insecure_allow_http_loopback()
+            .build()
+            .await
+            .unwrap()
+    });
+    c.bench_function("key lookup/remote JWKS cache", |b| {
+        b.iter(|| black_box(jwks.lookup(None, None, black_box("ES256"))))
     });
 
     let store = InMemoryRevocationStore::new();
@@ -115,30 +144,27 @@ fn ratios() {
     );
     for case in cases() {
         let batch = if case.name == "HS256" { 2000 } else { 200 };
-        let (mut k, mut r) = (Vec::new(), Vec::new());
+        let (mut k, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..31 {
-            r.push(batch_ns(
-                &|| {
-                    black_box(raw_decode(&case));
-                },
-                batch,
-            ));
-            k.push(batch_ns(
-                &|| {
-                    black_box(keycard_verify(&case));
-                },
+            r.push(batch_ns(&|| drop(black_box(raw_decode(&case))), batch));
+            k.push(batch_ns(&|| drop(black_box(keycard_verify(&case))), batch));
+            c.push(batch_ns(
+                &|| drop(black_box(keycard_verify_cached(&case))),
                 batch,
             ));
         }
-        k.sort_by(f64::total_cmp);
-        r.sort_by(f64::total_cmp);
-        let (km, rm) = (k[15], r[15]);
+        for v in [&mut k, &mut r, &mut c] {
+            v.sort_by(f64::total_cmp);
+        }
+        let (km, rm, cm) = (k[15], r[15], c[15]);
         println!(
-            "  {:6} keycard {:>9.2} µs   jsonwebtoken {:>9.2} µs   ratio {:.2}",
+            "  {:6} keycard {:>8.2} µs ({:.2}x)   cached {:>6.2} µs ({:.3}x)   jsonwebtoken {:>8.2} µs",
             case.name,
             km / 1000.0,
-            rm / 1000.0,
-            km / rm
+            km / rm,
+            cm / 1000.0,
+            cm / rm,
+            rm / 1000.0
         );
     }
 }

@@ -9,8 +9,10 @@ within each round. Prints requests/s, p99 latency, server CPU µs per request
 and peak RSS, each as a ratio to the same framework's no-auth server of the
 same round (medians over rounds).
 
-    python3 scripts/load.py [--rounds 2] [--seconds 4] [--connections 64]
+    python3 scripts/load.py [--rounds 2] [--seconds 4] [--connections 64] [--peers]
 
+--peers also builds and runs jwt-authorizer 0.15 (which needs axum 0.7) from
+benches/peers/jwt-authorizer, against its own axum 0.7 no-auth baseline.
 Needs wrk (Debian package `wrk`). Traffic goes to 127.0.0.1 only.
 """
 import argparse, os, re, socket, statistics, subprocess, sys, time
@@ -25,6 +27,10 @@ CONFIGS = [
     ("actix", "keycard", "HS256"), ("actix", "jsonwebtoken", "HS256"),
     ("actix", "keycard", "RS256"), ("actix", "keycard-cached", "RS256"), ("actix", "jsonwebtoken", "RS256"),
     ("actix", "keycard", "ES256"), ("actix", "keycard-cached", "ES256"), ("actix", "jsonwebtoken", "ES256"),
+]
+PEER_CONFIGS = [
+    ("axum07", "none", "HS256"),
+    ("axum07", "jwt-authorizer", "HS256"), ("axum07", "jwt-authorizer", "RS256"), ("axum07", "jwt-authorizer", "ES256"),
 ]
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -47,10 +53,14 @@ def peak_rss_kib(pid):
     return 0
 
 
-def run(binary, framework, mode, alg, seconds, connections):
+def run(binaries, framework, mode, alg, seconds, connections):
     port = free_port()
     env = dict(os.environ, LOAD_ALG=alg)
-    server = subprocess.Popen([binary, framework, mode, str(port)], stdout=subprocess.PIPE, env=env, text=True)
+    if framework == "axum07":
+        cmd = [binaries["peer"], mode, str(port)]
+    else:
+        cmd = [binaries["ours"], framework, mode, str(port)]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
     try:
         token = server.stdout.readline().split()[1]
         deadline = time.time() + 10
@@ -83,14 +93,21 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--peers", action="store_true")
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "load_server"], cwd=ROOT, check=True)
-    binary = os.path.join(ROOT, "target", "release", "examples", "load_server")
-    results = {c: [] for c in CONFIGS}
+    binaries = {"ours": os.path.join(ROOT, "target", "release", "examples", "load_server")}
+    configs = list(CONFIGS)
+    if a.peers:
+        peer_dir = os.path.join(ROOT, "benches", "peers", "jwt-authorizer")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=peer_dir, check=True)
+        binaries["peer"] = os.path.join(peer_dir, "target", "release", "peer-jwt-authorizer")
+        configs += PEER_CONFIGS
+    results = {c: [] for c in configs}
     for r in range(a.rounds):
         base = {}
-        for cfg in CONFIGS:
-            m = run(binary, *cfg, a.seconds, a.connections)
+        for cfg in configs:
+            m = run(binaries, *cfg, a.seconds, a.connections)
             if cfg[1] == "none": base[cfg[0]] = m
             results[cfg].append((m, base[cfg[0]]))
             print(f"round {r + 1}: {' '.join(cfg):28} {m['rps']:>9.0f} req/s", file=sys.stderr)

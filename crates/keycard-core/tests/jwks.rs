@@ -501,3 +501,33 @@ async fn a_key_ring_publishes_its_jwks_and_rotates_with_a_grace_period() {
         KeyRing::new(SigningKey::hs256(b"secretsecretsecretsecretsecretsecret").unwrap());
     assert_eq!(hmac_ring.jwks_json(), r#"{"keys":[]}"#);
 }
+
+#[tokio::test]
+async fn keys_refresh_in_the_background_before_they_expire() {
+    let k1 = signing(Algorithm::ES256, "p256.pem", "k1");
+    let k2 = signing(Algorithm::ES256, "p256b.pem", "k2");
+    let server = Server::start(jwks_of(&[&k1])).await;
+    server.set(|s| s.cache_control = Some("max-age=1".into()));
+    let jwks = RemoteJwks::builder(server.url())
+        .insecure_allow_http_loopback()
+        .ttl(
+            Duration::from_secs(300),
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )
+        // A long cooldown: only the background refresher can fetch.
+        .cooldown(Duration::from_secs(600))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(server.hits(), 1);
+    server.set(|s| s.body = jwks_of(&[&k1, &k2]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        server.hits() >= 2,
+        "no background refresh ({} hits)",
+        server.hits()
+    );
+    // The rotation arrived without any request asking for it.
+    assert!(verifier(&jwks, ISS).verify(&token(&k2, ISS)).await.is_ok());
+}
