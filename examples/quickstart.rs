@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{Demo, LoginRequest, RefreshRequest, Shared};
+use common::{Demo, LoginRequest, Refusal, Shared};
 use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
 use keycard::{SessionError, TokenPair};
 
@@ -72,47 +72,13 @@ async fn refresh(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshRequest::default()
-    } else {
-        match serde_json::from_slice::<RefreshRequest>(&body) {
-            Ok(r) => r,
-            Err(_) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    r#"{"error":"invalid_request","error_description":"body must be JSON {\"refresh_token\": \"...\"}"}"#.into(),
-                )
-            }
+    match demo.refresh_input(method.as_str(), &headers, &body) {
+        Ok((token, cookie_only)) => {
+            pair_response(&demo, demo.sessions.refresh(&token).await, cookie_only)
         }
-    };
-    let token = match from_body.refresh_token {
-        Some(t) => t,
-        None => {
-            // The cookie rides along on cross-site requests: check the origin.
-            if let Err(e) = demo
-                .sessions
-                .refresh_verifier()
-                .check_csrf(method.as_str(), &headers)
-            {
-                return keycard::axum::error_response(e);
-            }
-            match demo.cookies.refresh_token_from(&headers) {
-                Some(t) => t.to_owned(),
-                None => {
-                    return json_error(
-                        StatusCode::BAD_REQUEST,
-                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#
-                            .into(),
-                    )
-                }
-            }
-        }
-    };
-    pair_response(
-        &demo,
-        demo.sessions.refresh(&token).await,
-        from_body.cookie_only,
-    )
+        Err(Refusal::Csrf(e)) => keycard::axum::error_response(e),
+        Err(Refusal::BadRequest(body)) => json_error(StatusCode::BAD_REQUEST, body.into()),
+    }
 }
 
 async fn logout(State(demo): State<Shared>, Authenticated(token): Authenticated) -> Response {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{Demo, LoginRequest, RefreshRequest, Shared};
+use common::{Demo, LoginRequest, Refusal, Shared};
 use keycard::{SessionError, TokenPair};
 use keycard_actix::{ActixHeaders, Authenticated, JwtAuth, RequireRoles};
 
@@ -57,47 +57,13 @@ async fn login(demo: web::Data<Shared>, req: web::Json<LoginRequest>) -> HttpRes
 }
 
 async fn refresh(demo: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
-        RefreshRequest::default()
-    } else {
-        match serde_json::from_slice::<RefreshRequest>(&body) {
-            Ok(r) => r,
-            Err(_) => {
-                return json_error(
-                    400,
-                    r#"{"error":"invalid_request","error_description":"body must be JSON {\"refresh_token\": \"...\"}"}"#.into(),
-                )
-            }
+    match demo.refresh_input(req.method().as_str(), &ActixHeaders(req.headers()), &body) {
+        Ok((token, cookie_only)) => {
+            pair_response(&demo, demo.sessions.refresh(&token).await, cookie_only)
         }
-    };
-    let token = match from_body.refresh_token {
-        Some(t) => t,
-        None => {
-            let headers = ActixHeaders(req.headers());
-            if let Err(e) = demo
-                .sessions
-                .refresh_verifier()
-                .check_csrf(req.method().as_str(), &headers)
-            {
-                return keycard_actix::error_response(&e);
-            }
-            match demo.cookies.refresh_token_from(&headers) {
-                Some(t) => t.to_owned(),
-                None => {
-                    return json_error(
-                        400,
-                        r#"{"error":"invalid_request","error_description":"no refresh token"}"#
-                            .into(),
-                    )
-                }
-            }
-        }
-    };
-    pair_response(
-        &demo,
-        demo.sessions.refresh(&token).await,
-        from_body.cookie_only,
-    )
+        Err(Refusal::Csrf(e)) => keycard_actix::error_response(&e),
+        Err(Refusal::BadRequest(body)) => json_error(400, body.into()),
+    }
 }
 
 async fn logout(demo: web::Data<Shared>, token: Authenticated) -> HttpResponse {

@@ -185,5 +185,49 @@ impl Demo {
     }
 }
 
+/// Why a refresh request is refused before the session is consulted.
+pub enum Refusal {
+    /// A cookie-borne refresh from another origin (403).
+    Csrf(keycard::AuthError),
+    /// A malformed body or no refresh token (400, with this JSON body).
+    BadRequest(&'static str),
+}
+
+impl Demo {
+    /// The refresh token of a `POST /refresh`: from the JSON body, or else
+    /// from the refresh cookie after the CSRF check. Returns the token and
+    /// whether the client asked for a cookie-only answer.
+    pub fn refresh_input<H: keycard::RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+        body: &[u8],
+    ) -> Result<(String, bool), Refusal> {
+        let req = if body.iter().all(u8::is_ascii_whitespace) {
+            RefreshRequest::default()
+        } else {
+            serde_json::from_slice::<RefreshRequest>(body).map_err(|_| {
+                Refusal::BadRequest(
+                    r#"{"error":"invalid_request","error_description":"body must be JSON {\"refresh_token\": \"...\"}"}"#,
+                )
+            })?
+        };
+        if let Some(token) = req.refresh_token {
+            return Ok((token, req.cookie_only));
+        }
+        // The cookie rides along on cross-site requests: check the origin.
+        self.sessions
+            .refresh_verifier()
+            .check_csrf(method, headers)
+            .map_err(Refusal::Csrf)?;
+        match self.cookies.refresh_token_from(headers) {
+            Some(t) => Ok((t.to_owned(), req.cookie_only)),
+            None => Err(Refusal::BadRequest(
+                r#"{"error":"invalid_request","error_description":"no refresh token"}"#,
+            )),
+        }
+    }
+}
+
 /// Shared so both frameworks answer identically.
 pub type Shared = Arc<Demo>;
