@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use crate::key::BoxFuture;
 use crate::verify::now_secs;
@@ -166,6 +168,13 @@ impl Denylist {
         self.len() == 0
     }
 
+    /// Whether any entry expired before `now` (so a prune would change it).
+    pub fn has_expired(&self, now: i64) -> bool {
+        self.tokens.values().any(|e| *e < now)
+            || self.sessions.values().any(|e| *e < now)
+            || self.subjects.values().any(|(_, e)| *e < now)
+    }
+
     /// Drop entries that expired before `now`.
     pub fn prune(&mut self, now: i64) {
         self.tokens.retain(|_, e| *e >= now);
@@ -175,9 +184,15 @@ impl Denylist {
 }
 
 /// The embedded, bounded revocation store for a single process.
+///
+/// Checks read an immutable snapshot without any lock (`arc-swap`); a
+/// revocation copies the denylist, which stays small because entries leave
+/// it when the tokens they name expire.
 #[derive(Debug)]
 pub struct InMemoryRevocationStore {
-    list: RwLock<Denylist>,
+    list: ArcSwap<Denylist>,
+    /// Serializes writers only; never taken on the request path.
+    writer: Mutex<()>,
     capacity: usize,
 }
 
@@ -197,14 +212,15 @@ impl InMemoryRevocationStore {
     /// revocation fails with [`StoreError::Full`] rather than being dropped.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            list: RwLock::new(Denylist::default()),
+            list: ArcSwap::from_pointee(Denylist::default()),
+            writer: Mutex::new(()),
             capacity,
         }
     }
 
     /// Number of entries (expired ones included until pruned).
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.list.load().len()
     }
 
     /// Whether the store is empty.
@@ -212,26 +228,22 @@ impl InMemoryRevocationStore {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Denylist> {
-        self.list.read().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn write(&self, f: impl FnOnce(&mut Denylist)) -> Result<(), StoreError> {
-        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = Denylist::clone(&self.list.load());
+        list.prune(now_secs());
         if list.len() >= self.capacity {
-            list.prune(now_secs());
-            if list.len() >= self.capacity {
-                return Err(StoreError::Full(self.capacity));
-            }
+            return Err(StoreError::Full(self.capacity));
         }
         f(&mut list);
+        self.list.store(Arc::new(list));
         Ok(())
     }
 }
 
 impl RevocationStore for InMemoryRevocationStore {
     fn is_revoked(&self, token: &TokenFacts<'_>) -> Result<bool, StoreError> {
-        Ok(self.read().contains(token, now_secs()))
+        Ok(self.list.load().contains(token, now_secs()))
     }
 
     fn revoke_token<'a>(

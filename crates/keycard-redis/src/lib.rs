@@ -39,7 +39,9 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -91,17 +93,22 @@ impl RedisConfig {
     }
 }
 
+/// The node's local denylist: checks read a snapshot without any lock;
+/// updates (rare) copy it under a writer mutex that the request path never
+/// takes.
 struct View {
-    list: RwLock<Denylist>,
+    list: ArcSwap<Denylist>,
+    writer: Mutex<()>,
     current: AtomicBool,
 }
 
 impl View {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Denylist> {
-        self.list.read().unwrap_or_else(|p| p.into_inner())
-    }
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Denylist> {
-        self.list.write().unwrap_or_else(|p| p.into_inner())
+    fn update<T>(&self, f: impl FnOnce(&mut Denylist) -> T) -> T {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = Denylist::clone(&self.list.load());
+        let out = f(&mut list);
+        self.list.store(Arc::new(list));
+        out
     }
 }
 
@@ -270,7 +277,8 @@ impl RedisStores {
         .map_err(unavailable)?;
         let keys = Keys::new(&config.prefix);
         let view = Arc::new(View {
-            list: RwLock::new(Denylist::default()),
+            list: ArcSwap::from_pointee(Denylist::default()),
+            writer: Mutex::new(()),
             current: AtomicBool::new(false),
         });
         let task = tokio::spawn(sync_forever(
@@ -434,8 +442,7 @@ async fn sync_once(
     // Subscribed first, so nothing announced from here on is missed.
     let remote = snapshot(conn, keys, timeout).await?;
     let now = unix_now();
-    let missing = {
-        let mut local = view.write();
+    let missing = view.update(|local| {
         local.prune(now);
         let mut missing = Vec::new();
         for (id, exp) in &local.tokens {
@@ -454,16 +461,16 @@ async fn sync_once(
             }
         }
         for (id, exp) in remote.tokens {
-            apply(&mut local, Kind::Jti, &id, exp, 0);
+            apply(local, Kind::Jti, &id, exp, 0);
         }
         for (id, exp) in remote.sessions {
-            apply(&mut local, Kind::Sid, &id, exp, 0);
+            apply(local, Kind::Sid, &id, exp, 0);
         }
         for (id, (cut, exp)) in remote.subjects {
-            apply(&mut local, Kind::Sub, &id, exp, cut);
+            apply(local, Kind::Sub, &id, exp, cut);
         }
         missing
-    };
+    });
     // Redis lost entries this node knows (e.g. a restart without
     // persistence): write them back so every node learns them again.
     for (kind, id, exp, cut) in &missing {
@@ -480,13 +487,16 @@ async fn sync_once(
                 };
                 let payload = String::from_utf8_lossy(msg.get_payload_bytes());
                 match parse_event(&payload) {
-                    Some((kind, exp, cut, id)) => apply(&mut view.write(), kind, id, exp, cut),
+                    Some((kind, exp, cut, id)) => view.update(|l| apply(l, kind, id, exp, cut)),
                     None => tracing::warn!("keycard-redis: ignoring a malformed announcement"),
                 }
             }
             _ = ticker.tick() => {
                 with_timeout(timeout, redis::cmd("PING").query_async::<String>(conn)).await?;
-                view.write().prune(unix_now());
+                let now = unix_now();
+                if view.list.load().has_expired(now) {
+                    view.update(|l| l.prune(now));
+                }
             }
         }
     }
@@ -524,7 +534,7 @@ impl RedisRevocationStore {
             )
             .await?;
             // Acknowledged: this node applies it at once, before the echo.
-            apply(&mut self.0.view.write(), kind, id, exp, cutoff);
+            self.0.view.update(|l| apply(l, kind, id, exp, cutoff));
             Ok(())
         })
     }
@@ -535,7 +545,7 @@ impl RevocationStore for RedisRevocationStore {
         if !self.0.view.current.load(Ordering::Acquire) {
             return Err(StoreError::NotCurrent);
         }
-        Ok(self.0.view.read().contains(token, unix_now()))
+        Ok(self.0.view.list.load().contains(token, unix_now()))
     }
 
     fn revoke_token<'a>(
