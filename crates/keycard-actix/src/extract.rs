@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};
+use keycard_core::{AuthError, AuthState, Verified};
 use serde::de::DeserializeOwned;
 
 /// The verified claims of the request's token, deserialized into `T`.
@@ -62,16 +62,10 @@ impl ResponseError for AuthRejection {
     }
 }
 
+/// What the middleware left in the request (the decision lives in the core).
 fn verified(req: &HttpRequest) -> Result<Verified, AuthError> {
     let ext = req.extensions();
-    if let Some(v) = ext.get::<Verified>() {
-        return Ok(v.clone());
-    }
-    Err(match ext.get::<Anonymous>() {
-        Some(anon) => anon.missing(),
-        None => AuthError::new(AuthErrorKind::LayerMissing)
-            .with_detail("wrap the app or scope with keycard's JwtAuth middleware"),
-    })
+    AuthState::new(ext.get(), ext.get()).required().cloned()
 }
 
 impl<T: DeserializeOwned> FromRequest for Claims<T> {

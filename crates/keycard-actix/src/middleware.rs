@@ -10,7 +10,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use keycard_core::{
-    Anonymous, Attempt, AuthError, AuthErrorKind, AuthMode, RoleRequirement, Verified, Verifier,
+    Anonymous, Attempt, AuthError, AuthMode, AuthState, RoleRequirement, Verified, Verifier,
 };
 
 use crate::ActixHeaders;
@@ -266,14 +266,9 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let check = {
             let ext = req.extensions();
-            match ext.get::<Verified>() {
-                Some(v) => self.config.requirement.check(v),
-                None => Err(match ext.get::<Anonymous>() {
-                    Some(anon) => anon.missing(),
-                    None => AuthError::new(AuthErrorKind::LayerMissing)
-                        .with_detail("RequireRoles needs keycard's JwtAuth middleware around it"),
-                }),
-            }
+            AuthState::new(ext.get(), ext.get())
+                .require(&self.config.requirement)
+                .map(|_| ())
         };
         match check {
             Ok(()) => {

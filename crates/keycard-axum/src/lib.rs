@@ -34,7 +34,7 @@ use std::ops::{Deref, DerefMut};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
-use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};
+use keycard_core::{AuthError, AuthState, Verified};
 use serde::de::DeserializeOwned;
 
 pub use keycard_tower::{error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles};
@@ -78,27 +78,9 @@ impl IntoResponse for AuthRejection {
     }
 }
 
-fn layer_missing() -> AuthError {
-    AuthError::new(AuthErrorKind::LayerMissing)
-        .with_detail("add keycard's JwtAuth layer with Router::layer or route_layer")
-}
-
-/// `Ok(Some)` verified, `Ok(None)` anonymous, `Err` no layer ran.
-fn lookup(parts: &Parts) -> Result<Option<&Verified>, AuthError> {
-    if let Some(v) = parts.extensions.get::<Verified>() {
-        return Ok(Some(v));
-    }
-    if parts.extensions.get::<Anonymous>().is_some() {
-        return Ok(None);
-    }
-    Err(layer_missing())
-}
-
-fn anonymous_error(parts: &Parts) -> AuthError {
-    parts
-        .extensions
-        .get::<Anonymous>()
-        .map_or_else(layer_missing, Anonymous::missing)
+/// What the layer left in the request (the decision lives in the core).
+fn state(parts: &Parts) -> AuthState<'_> {
+    AuthState::new(parts.extensions.get(), parts.extensions.get())
 }
 
 impl<T, S> FromRequestParts<S> for Claims<T>
@@ -109,10 +91,8 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match lookup(parts).map_err(AuthRejection)? {
-            Some(v) => v.claims().map(Claims).map_err(AuthRejection),
-            None => Err(AuthRejection(anonymous_error(parts))),
-        }
+        let v = state(parts).required().map_err(AuthRejection)?;
+        v.claims().map(Claims).map_err(AuthRejection)
     }
 }
 
@@ -127,7 +107,7 @@ where
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match lookup(parts).map_err(AuthRejection)? {
+        match state(parts).optional().map_err(AuthRejection)? {
             Some(v) => v.claims().map(|c| Some(Claims(c))).map_err(AuthRejection),
             None => Ok(None),
         }
@@ -138,10 +118,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match lookup(parts).map_err(AuthRejection)? {
-            Some(v) => Ok(Authenticated(v.clone())),
-            None => Err(AuthRejection(anonymous_error(parts))),
-        }
+        let v = state(parts).required().map_err(AuthRejection)?;
+        Ok(Authenticated(v.clone()))
     }
 }
 
@@ -152,7 +130,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(lookup(parts)
+        Ok(state(parts)
+            .optional()
             .map_err(AuthRejection)?
             .map(|v| Authenticated(v.clone())))
     }

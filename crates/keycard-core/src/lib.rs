@@ -82,8 +82,9 @@ pub use session::{
 };
 pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
 pub use verify::{
-    Anonymous, Attempt, AuthMode, PendingVerification, RegisteredClaims, TokenType, Verified,
-    Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_BYTES,
+    Anonymous, Attempt, AuthMode, AuthState, PendingVerification, RegisteredClaims, TokenType,
+    Verified, Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_TOKEN_BYTES,
 };
 
 /// Select jsonwebtoken's crypto backend for this process (aws-lc-rs when

@@ -1006,3 +1006,85 @@ impl Anonymous {
         AuthError::new(AuthErrorKind::Missing).with_realm(self.realm.clone())
     }
 }
+
+/// What an authentication layer left in a request's extensions. This is the
+/// one place that decides between "verified", "anonymous" (an optional
+/// layer let a request without a token through) and "no layer ran", so
+/// every adapter's extractors and role checks answer alike.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthState<'a> {
+    verified: Option<&'a Verified>,
+    anonymous: Option<&'a Anonymous>,
+}
+
+impl<'a> AuthState<'a> {
+    /// The state from the two extension values a layer may have inserted.
+    pub fn new(verified: Option<&'a Verified>, anonymous: Option<&'a Anonymous>) -> Self {
+        Self {
+            verified,
+            anonymous,
+        }
+    }
+
+    /// `Ok(Some)` verified, `Ok(None)` anonymous, `Err` (500) when no
+    /// authentication layer ran.
+    pub fn optional(self) -> Result<Option<&'a Verified>, AuthError> {
+        match (self.verified, self.anonymous) {
+            (Some(v), _) => Ok(Some(v)),
+            (None, Some(_)) => Ok(None),
+            (None, None) => Err(AuthError::new(AuthErrorKind::LayerMissing)
+                .with_detail("no keycard JwtAuth layer or middleware ran for this request")),
+        }
+    }
+
+    /// The verified token, or 401 (bare challenge) for an anonymous request,
+    /// or 500 when no authentication layer ran.
+    pub fn required(self) -> Result<&'a Verified, AuthError> {
+        match (self.optional()?, self.anonymous) {
+            (Some(v), _) => Ok(v),
+            (None, Some(anon)) => Err(anon.missing()),
+            (None, None) => Err(AuthErrorKind::LayerMissing.into()),
+        }
+    }
+
+    /// [`AuthState::required`], then the role check (403 `insufficient_scope`).
+    pub fn require(self, requirement: &crate::RoleRequirement) -> Result<&'a Verified, AuthError> {
+        let v = self.required()?;
+        requirement.check(v)?;
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod auth_state_tests {
+    use super::*;
+
+    #[test]
+    fn the_three_states() {
+        let anon = Anonymous::new(Arc::from("r"));
+        assert!(matches!(
+            AuthState::new(None, Some(&anon)).optional(),
+            Ok(None)
+        ));
+        let e = AuthState::new(None, Some(&anon)).required().unwrap_err();
+        assert_eq!((e.kind(), e.status()), (AuthErrorKind::Missing, 401));
+        assert_eq!(e.www_authenticate().unwrap(), "Bearer realm=\"r\"");
+        let e = AuthState::new(None, None).optional().unwrap_err();
+        assert_eq!((e.kind(), e.status()), (AuthErrorKind::LayerMissing, 500));
+        let req = crate::RoleRequirement::any_of(["admin"]);
+        assert_eq!(
+            AuthState::new(None, None)
+                .require(&req)
+                .unwrap_err()
+                .status(),
+            500
+        );
+        assert_eq!(
+            AuthState::new(None, Some(&anon))
+                .require(&req)
+                .unwrap_err()
+                .status(),
+            401
+        );
+    }
+}

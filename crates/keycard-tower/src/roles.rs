@@ -5,7 +5,7 @@
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use keycard_core::{Anonymous, AuthError, AuthErrorKind, RoleRequirement, Verified};
+use keycard_core::{AuthError, AuthState, RoleRequirement};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -85,14 +85,9 @@ pub fn check_roles(
     extensions: &http::Extensions,
     requirement: &RoleRequirement,
 ) -> Result<(), AuthError> {
-    match extensions.get::<Verified>() {
-        Some(v) => requirement.check(v),
-        None => Err(match extensions.get::<Anonymous>() {
-            Some(anon) => anon.missing(),
-            None => AuthError::new(AuthErrorKind::LayerMissing)
-                .with_detail("RequireRoles needs keycard's JwtAuth layer in front of it"),
-        }),
-    }
+    AuthState::new(extensions.get(), extensions.get())
+        .require(requirement)
+        .map(|_| ())
 }
 
 impl<S, ReqB, ResB, R> Service<Request<ReqB>> for RequireRolesService<S, R>
