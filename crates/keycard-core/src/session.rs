@@ -225,7 +225,12 @@ impl SessionError {
     }
 }
 
-const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"];
+/// Claims the issuer stamps; never carried over as user claims. `sxp` is the
+/// session's absolute end, signed into refresh tokens so a refresh knows it
+/// before signing (the refresh store stays the authority that enforces it).
+const REGISTERED: [&str; 9] = [
+    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "sxp",
+];
 
 /// Issues, refreshes and revokes login sessions. Cheap to clone.
 ///
@@ -345,27 +350,18 @@ impl Sessions {
         let sid = reg.sid.as_deref().ok_or_else(|| invalid("sid"))?;
         let jti = reg.jti.as_deref().ok_or_else(|| invalid("jti"))?;
         let mut claims = verified.claims_json().clone();
+        let session_end = claims
+            .get("sxp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| invalid("sxp"))?;
         for name in REGISTERED {
             claims.remove(name);
         }
         // Sign first, then rotate: a signing failure must not burn the token.
         let next_jti = random_id();
-        let (mut pair, _) = self.pair_with_refresh_jti(sub, sid, &claims, None, &next_jti)?;
+        let (pair, _) = self.pair_with_refresh_jti(sub, sid, &claims, session_end, &next_jti)?;
         match self.0.refresh.rotate(sid, jti, &next_jti).await? {
-            Rotation::Rotated { session_expires_at } => {
-                if session_expires_at < self.refresh_exp_now() {
-                    // The session ends before a full refresh lifetime: cap it.
-                    let (capped, _) = self.pair_with_refresh_jti(
-                        sub,
-                        sid,
-                        &claims,
-                        Some(session_expires_at),
-                        &next_jti,
-                    )?;
-                    pair = capped;
-                }
-                Ok(pair)
-            }
+            Rotation::Rotated { .. } => Ok(pair),
             Rotation::Reused => {
                 self.revoke_session_tokens(sid).await?;
                 Err(SessionError::ReuseDetected)
@@ -413,10 +409,6 @@ impl Sessions {
         Ok(())
     }
 
-    fn refresh_exp_now(&self) -> i64 {
-        now_secs().saturating_add(secs(self.0.issuer.refresh_ttl()))
-    }
-
     fn pair(
         &self,
         sub: &str,
@@ -424,28 +416,30 @@ impl Sessions {
         claims: &Map<String, Value>,
         session_end: i64,
     ) -> Result<(TokenPair, String), SessionError> {
-        let jti = random_id();
-        let cap = (session_end < self.refresh_exp_now()).then_some(session_end);
-        self.pair_with_refresh_jti(sub, sid, claims, cap, &jti)
+        self.pair_with_refresh_jti(sub, sid, claims, session_end, &random_id())
     }
 
+    /// An access token, and a refresh token that carries the session's end
+    /// (`sxp`) and never outlives it.
     fn pair_with_refresh_jti(
         &self,
         sub: &str,
         sid: &str,
         claims: &Map<String, Value>,
-        refresh_exp_cap: Option<i64>,
+        session_end: i64,
         refresh_jti: &str,
     ) -> Result<(TokenPair, String), SessionError> {
         let issuer = &self.0.issuer;
         let access = issuer.issue(TokenType::Access, sub, Some(sid), claims)?;
+        let mut refresh_claims = claims.clone();
+        refresh_claims.insert("sxp".into(), session_end.into());
         let refresh = issuer.issue_with(
             TokenType::Refresh,
             sub,
             Some(sid),
-            claims,
+            &refresh_claims,
             Some(refresh_jti),
-            refresh_exp_cap,
+            Some(session_end),
         )?;
         let refresh_expires_in = u64::try_from(refresh.expires_at - now_secs()).unwrap_or(0);
         Ok((

@@ -145,9 +145,15 @@ async fn the_absolute_session_lifetime_stops_refresh() {
         pair.refresh_expires_in <= 1,
         "refresh token capped at the session end"
     );
+    // A rotated refresh token keeps the cap: rotation never extends a session.
+    let next = s.refresh(&pair.refresh_token).await.unwrap();
+    assert!(
+        next.refresh_expires_in <= 1,
+        "rotation extended the session"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(matches!(
-        s.refresh(&pair.refresh_token).await,
+        s.refresh(&next.refresh_token).await,
         Err(SessionError::InvalidGrant(_))
     ));
 }
