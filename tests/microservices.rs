@@ -10,7 +10,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::process::{start_printing, RedisServer};
+use common::process::start_printing;
+use keycard_redis::testing::RedisServer;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
@@ -243,7 +244,7 @@ async fn the_whole_system_in_one_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_logout_reaches_two_gateway_processes() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().unwrap();
     let env = [("KEYCARD_REDIS_URL", redis.url())];
     let (first, m) = start_printing(
         "microservices",

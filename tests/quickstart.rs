@@ -341,7 +341,7 @@ fn a_short_secret_is_refused_with_a_clear_message() {
 /// logout on one is refused by the other.
 #[tokio::test]
 async fn two_processes_share_sessions_through_redis() {
-    let redis = common::process::RedisServer::start();
+    let redis = keycard_redis::testing::RedisServer::start().unwrap();
     let env = [
         ("KEYCARD_SECRET", SECRET.to_owned()),
         ("KEYCARD_REDIS_URL", redis.url()),

@@ -37,6 +37,8 @@
 //! subject cut-off times, the channel `rev:events`, and one hash
 //! `rf:<sid>` per refresh family with a TTL equal to the session's end.
 
+pub mod testing;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};

@@ -2,73 +2,14 @@
 //! free loopback port so they can kill and restart it. Two or three "nodes"
 //! are separate connections with separate local views, as in a cluster.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keycard_core::{AuthErrorKind, SessionError, Sessions, SigningKey, TokenIssuer};
+use keycard_redis::testing::RedisServer;
 use keycard_redis::{RedisConfig, RedisStores};
 use serde_json::json;
-
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = Self { port, child: None };
-        s.restart();
-        s
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (CI installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -112,7 +53,7 @@ fn server() -> (Option<RedisServer>, String) {
     match std::env::var("KEYCARD_TEST_REDIS_URL") {
         Ok(url) => (None, url),
         Err(_) => {
-            let s = RedisServer::start();
+            let s = RedisServer::start().unwrap();
             let url = s.url();
             (Some(s), url)
         }
@@ -265,7 +206,7 @@ async fn stored_ttls_match_token_lifetimes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_dies_under_load_fails_closed_and_recovers_without_forgetting() {
     // This test kills its server, so it always starts its own.
-    let mut server = RedisServer::start();
+    let mut server = RedisServer::start().unwrap();
     let url = server.url();
     let p = prefix();
     let (a_stores, a) = node(&url, &p).await;
@@ -329,7 +270,7 @@ async fn redis_dies_under_load_fails_closed_and_recovers_without_forgetting() {
 
     // Redis comes back empty (no persistence): the nodes recover by
     // themselves and write back what they know.
-    server.restart();
+    server.restart().unwrap();
     eventually("both nodes are current again", || {
         a_stores.is_current() && b_stores.is_current()
     })
