@@ -215,12 +215,11 @@ impl Demo {
         if let Some(token) = req.refresh_token {
             return Ok((token, req.cookie_only));
         }
-        // The cookie rides along on cross-site requests: check the origin.
-        self.sessions
-            .refresh_verifier()
-            .check_csrf(method, headers)
+        let cookie = self
+            .cookies
+            .refresh_token_checked(self.sessions.refresh_verifier(), method, headers)
             .map_err(Refusal::Csrf)?;
-        match self.cookies.refresh_token_from(headers) {
+        match cookie {
             Some(t) => Ok((t.to_owned(), req.cookie_only)),
             None => Err(Refusal::BadRequest(
                 r#"{"error":"invalid_request","error_description":"no refresh token"}"#,

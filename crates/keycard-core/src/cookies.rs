@@ -141,8 +141,24 @@ impl CookieSettings {
         )
     }
 
+    /// The refresh token of a request that carries it in the refresh cookie,
+    /// after the CSRF check every cookie-borne unsafe request needs (the
+    /// browser attaches the cookie to cross-site requests too). `Ok(None)`:
+    /// no refresh cookie. Use this, not [`Self::refresh_token_from`], in a
+    /// refresh endpoint.
+    pub fn refresh_token_checked<'a, H: crate::RequestHeaders + ?Sized>(
+        &self,
+        verifier: &crate::Verifier,
+        method: &str,
+        headers: &'a H,
+    ) -> Result<Option<&'a str>, crate::AuthError> {
+        verifier.check_csrf(method, headers)?;
+        Ok(self.refresh_token_from(headers))
+    }
+
     /// Read the refresh token from request headers (`Cookie`), if present
-    /// exactly once.
+    /// exactly once. This performs no CSRF check: see
+    /// [`Self::refresh_token_checked`].
     pub fn refresh_token_from<'a, H: crate::RequestHeaders + ?Sized>(
         &self,
         headers: &'a H,
@@ -197,6 +213,32 @@ mod tests {
             .starts_with("__Secure-keycard_refresh=t"));
         let dev = CookieSettings::new().insecure_http_for_local_development();
         assert!(!dev.access_cookie("t", 1).contains("Secure"));
+    }
+
+    #[test]
+    fn the_checked_read_refuses_cross_site_requests() {
+        let v = crate::Verifier::builder()
+            .key(crate::Key::hs256([7u8; 32]).unwrap())
+            .build()
+            .unwrap();
+        let c = CookieSettings::new();
+        let cross = [
+            ("cookie", "keycard_refresh=r.t.x"),
+            ("origin", "https://evil.test"),
+            ("host", "api.test"),
+        ];
+        let err = c.refresh_token_checked(&v, "POST", &cross[..]).unwrap_err();
+        assert_eq!(err.status(), 403);
+        let same = [
+            ("cookie", "keycard_refresh=r.t.x"),
+            ("origin", "https://api.test"),
+            ("host", "api.test"),
+        ];
+        assert_eq!(
+            c.refresh_token_checked(&v, "POST", &same[..]).unwrap(),
+            Some("r.t.x")
+        );
+        assert_eq!(c.refresh_token_checked(&v, "POST", &[][..]).unwrap(), None);
     }
 
     #[test]
