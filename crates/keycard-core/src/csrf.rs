@@ -10,6 +10,26 @@
 //! user-initiated navigation) passes; otherwise the `Origin` header must be
 //! one of the allowed origins or match the request's own `Host`; a request
 //! with neither header (not a modern browser) passes.
+//!
+//! ```
+//! use keycard_core::{Key, SigningKey, TokenIssuer, TokenType, Verifier};
+//!
+//! let secret = b"an-example-secret-of-32-bytes-or-more";
+//! let issuer = TokenIssuer::builder(SigningKey::hs256(secret)?).build()?;
+//! let token = issuer.issue(TokenType::Access, "alice", None, &serde_json::json!({}))?.token;
+//! let verifier = Verifier::builder().key(Key::hs256(secret)?).build()?;
+//! let cookie = format!("keycard_access={token}");
+//!
+//! // A form on another site posts with the user's cookie: 403, nothing runs.
+//! let cross: &[(&str, &str)] = &[("cookie", &cookie), ("origin", "https://evil.example"), ("host", "api.example")];
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! assert_eq!(rt.block_on(verifier.authenticate("POST", cross)).unwrap_err().status(), 403);
+//!
+//! // The same request from the API's own origin passes.
+//! let same: &[(&str, &str)] = &[("cookie", &cookie), ("origin", "https://api.example"), ("host", "api.example")];
+//! assert!(rt.block_on(verifier.authenticate("POST", same)).is_ok());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::source::RequestHeaders;

@@ -19,6 +19,29 @@
 //!   keys whose curve does not match are dropped; the algorithm comes from
 //!   the JWK's `alg` or from configuration, never from the token. URLs named
 //!   by tokens (`jku`, `x5u`) are never fetched.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use keycard_core::jwks::RemoteJwks;
+//! use keycard_core::Verifier;
+//!
+//! // Lazy: nothing is fetched until the first token arrives.
+//! let jwks = RemoteJwks::builder("https://idp.example.com/.well-known/jwks.json").build_lazy()?;
+//! let verifier = Verifier::builder()
+//!     .key_provider(Arc::new(jwks))
+//!     .issuer("https://idp.example.com")
+//!     .audience("api")
+//!     .build()?;
+//! # let _ = verifier;
+//!
+//! // Plain http is refused unless it is loopback and explicitly allowed.
+//! assert!(RemoteJwks::builder("http://idp.example.com/jwks.json").build_lazy().is_err());
+//! assert!(RemoteJwks::builder("http://127.0.0.1:8080/jwks.json")
+//!     .insecure_allow_http_loopback()
+//!     .build_lazy()
+//!     .is_ok());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
