@@ -11,59 +11,24 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use common::{Demo, LoginRequest, Refusal, Shared};
-use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
-use keycard::{SessionError, TokenPair};
-
-fn json_error(status: StatusCode, body: String) -> Response {
-    (status, [("content-type", "application/json")], body).into_response()
-}
-
-fn with_cookies(mut res: Response, cookies: [String; 2]) -> Response {
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            res.headers_mut().append(SET_COOKIE, v);
-        }
-    }
-    res
-}
-
-fn pair_response(
-    demo: &Demo,
-    result: Result<TokenPair, SessionError>,
-    cookie_only: bool,
-) -> Response {
-    match result {
-        Ok(pair) => with_cookies(
-            Json(common::pair_body(&pair, cookie_only)).into_response(),
-            demo.set_cookies(&pair),
-        ),
-        Err(e) => {
-            let status =
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            with_cookies(json_error(status, e.body()), demo.clear_cookies())
-        }
-    }
-}
+use common::{LoginRequest, Shared};
+use keycard::axum::{endpoint_response, Authenticated, JwtAuth, RequireRoles};
 
 async fn health() -> &'static str {
     "ok"
 }
 
-async fn login(State(demo): State<Shared>, Json(req): Json<LoginRequest>) -> Response {
-    match demo.login(&req).await {
-        Some(result) => pair_response(&demo, result, req.cookie_only),
-        None => json_error(
-            StatusCode::UNAUTHORIZED,
-            r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#
-                .into(),
-        ),
-    }
+async fn login(
+    State(demo): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Json(req): Json<LoginRequest>,
+) -> Response {
+    endpoint_response(demo.login(method.as_str(), &headers, &req).await)
 }
 
 async fn refresh(
@@ -72,26 +37,11 @@ async fn refresh(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match demo.refresh_input(method.as_str(), &headers, &body) {
-        Ok((token, cookie_only)) => {
-            pair_response(&demo, demo.sessions.refresh(&token).await, cookie_only)
-        }
-        Err(Refusal::Csrf(e)) => keycard::axum::error_response(e),
-        Err(Refusal::BadRequest(body)) => json_error(StatusCode::BAD_REQUEST, body.into()),
-    }
+    endpoint_response(demo.refresh(method.as_str(), &headers, &body).await)
 }
 
-async fn logout(State(demo): State<Shared>, Authenticated(token): Authenticated) -> Response {
-    match demo.sessions.logout(&token).await {
-        Ok(()) => with_cookies(
-            Json(serde_json::json!({"logged_out": true})).into_response(),
-            demo.clear_cookies(),
-        ),
-        Err(e) => json_error(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-            e.body(),
-        ),
-    }
+async fn logout(State(demo): State<Shared>, method: Method, headers: HeaderMap) -> Response {
+    endpoint_response(demo.logout(method.as_str(), &headers).await)
 }
 
 async fn me(Authenticated(token): Authenticated) -> Json<serde_json::Value> {
@@ -121,7 +71,6 @@ fn app(demo: Shared) -> Router {
     let auth = JwtAuth::new(demo.sessions.verifier().clone());
     let protected = Router::new()
         .route("/me", get(me))
-        .route("/logout", post(logout))
         .merge(
             Router::new()
                 .route("/admin", get(admin))
@@ -133,6 +82,9 @@ fn app(demo: Shared) -> Router {
         .route("/health", get(health))
         .route("/login", post(login))
         .route("/refresh", post(refresh))
+        // Authenticates by itself: by the access token, or by the refresh
+        // cookie once the access token has expired.
+        .route("/logout", post(logout))
         .merge(protected)
         .with_state(demo)
 }

@@ -260,9 +260,25 @@ fn the_same_answers_from_every_adapter() {
             "cookie POST from own origin",
             Call::post("/me")
                 .cookie(&alice)
-                .header("origin", "http://api.test")
+                .header("origin", "https://api.test")
                 .header("host", "api.test"),
             OK,
+        ),
+        (
+            "cookie POST from the plain-http origin of the same host",
+            Call::post("/me")
+                .cookie(&alice)
+                .header("origin", "http://api.test")
+                .header("host", "api.test"),
+            FORBIDDEN,
+        ),
+        (
+            "cookie POST from the same host on another port",
+            Call::post("/me")
+                .cookie(&alice)
+                .header("origin", "https://api.test:8443")
+                .header("host", "api.test"),
+            FORBIDDEN,
         ),
         (
             "bearer POST from any origin",

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use keycard::{CookieSettings, Sessions, SigningKey, TokenIssuer, TokenPair};
+use keycard::{
+    CookieSettings, EndpointResponse, RequestHeaders, Sessions, SigningKey, TokenIssuer, UserStatus,
+};
 use serde::Deserialize;
 
 /// `iss` and `aud` of the demo's tokens.
@@ -28,23 +30,6 @@ pub struct LoginRequest {
     pub cookie_only: bool,
 }
 
-#[derive(Deserialize, Default)]
-pub struct RefreshRequest {
-    pub refresh_token: Option<String>,
-    #[serde(default)]
-    pub cookie_only: bool,
-}
-
-/// The JSON body for a fresh pair: the whole pair, or without the tokens
-/// for cookie-only clients.
-pub fn pair_body(pair: &TokenPair, cookie_only: bool) -> serde_json::Value {
-    if cookie_only {
-        serde_json::json!({ "token_type": pair.token_type, "expires_in": pair.expires_in })
-    } else {
-        serde_json::to_value(pair).unwrap_or_default()
-    }
-}
-
 /// The demo users: (username, password, roles).
 const USERS: &[(&str, &str, &[&str])] = &[
     ("alice", "alice-password", &["user"]),
@@ -59,6 +44,16 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
     }
     diff == 0
+}
+
+/// The current roles of a user, or `None` for an unknown one (the refresh
+/// hook asks this on every refresh, so a role change or a removed user
+/// takes effect at the next refresh).
+pub fn roles_of(username: &str) -> Option<Vec<&'static str>> {
+    USERS
+        .iter()
+        .find(|(user, _, _)| *user == username)
+        .map(|(_, _, roles)| roles.to_vec())
 }
 
 /// The roles of a user whose password is right.
@@ -108,16 +103,36 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
         issuer = issuer.access_ttl(std::time::Duration::from_secs(secs));
     }
     let issuer = issuer.build().unwrap_or_else(|e| fail(&e.to_string()));
-    // Plain http on loopback: cookies without `Secure` (development only).
-    let cookies = CookieSettings::new().insecure_http_for_local_development();
+    // Plain http on loopback: cookies without `Secure`, and the service's
+    // own origin is http://<host> for the CSRF check (development only).
+    // The refresh cookie goes to every path, so that /logout can end the
+    // session from it alone once the access cookie has expired.
+    let cookies = CookieSettings::new()
+        .insecure_http_for_local_development()
+        .refresh_path("/");
     let access_cookie = cookies.access_name();
     let mut builder = Sessions::builder(issuer)
-        .configure_verifiers(move |b| b.cookie_name(access_cookie.clone()));
+        .configure_verifiers(move |b| {
+            b.cookie_name(access_cookie.clone())
+                .insecure_plain_http_origin()
+        })
+        .on_refresh(|sub: String, _claims| async move {
+            Ok(match roles_of(&sub) {
+                Some(roles) => UserStatus::Active(
+                    serde_json::json!({ "roles": roles })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                None => UserStatus::Refused,
+            })
+        });
     if let Ok(url) = std::env::var("KEYCARD_REDIS_URL") {
+        let shown = keycard_redis::redact_url(&url);
         let stores = keycard_redis::RedisStores::connect(&url)
             .await
-            .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={url}: {e}")));
-        println!("Sessions and revocations are shared through Redis at {url}.");
+            .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
+        println!("Sessions and revocations are shared through Redis at {shown}.");
         builder = builder
             .revocation_store(stores.revocation())
             .refresh_store(stores.refresh());
@@ -144,32 +159,49 @@ pub fn fail(msg: &str) -> ! {
 }
 
 impl Demo {
-    /// Log a user in, or `None` for a wrong username or password.
-    pub async fn login(
+    /// `POST /login`: a wrong username or password is 401; otherwise the
+    /// pair, with cookies when the request passed the CSRF check.
+    pub async fn login<H: RequestHeaders + ?Sized>(
         &self,
+        method: &str,
+        headers: &H,
         req: &LoginRequest,
-    ) -> Option<Result<TokenPair, keycard::SessionError>> {
-        let roles = check_user(&req.username, &req.password)?;
-        Some(
-            self.sessions
-                .login(&req.username, &serde_json::json!({ "roles": roles }))
-                .await,
-        )
+    ) -> EndpointResponse {
+        let Some(roles) = check_user(&req.username, &req.password) else {
+            return EndpointResponse::new(
+                401,
+                r#"{"error":"invalid_credentials","error_description":"wrong username or password"}"#,
+            );
+        };
+        let result = self
+            .sessions
+            .login(&req.username, &serde_json::json!({ "roles": roles }))
+            .await;
+        self.sessions
+            .login_response(&self.cookies, method, headers, result, req.cookie_only)
     }
 
-    /// The `Set-Cookie` values for a fresh pair.
-    pub fn set_cookies(&self, pair: &TokenPair) -> [String; 2] {
-        [
-            self.cookies
-                .access_cookie(&pair.access_token, pair.expires_in),
-            self.cookies
-                .refresh_cookie(&pair.refresh_token, pair.refresh_expires_in),
-        ]
+    /// `POST /refresh`, with every rule of the library's refresh endpoint.
+    pub async fn refresh<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+        body: &[u8],
+    ) -> EndpointResponse {
+        self.sessions
+            .refresh_endpoint(&self.cookies, method, headers, body)
+            .await
     }
 
-    /// The `Set-Cookie` values that clear both cookies.
-    pub fn clear_cookies(&self) -> [String; 2] {
-        [self.cookies.clear_access(), self.cookies.clear_refresh()]
+    /// `POST /logout`: by the access token, or by the refresh cookie alone.
+    pub async fn logout<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        headers: &H,
+    ) -> EndpointResponse {
+        self.sessions
+            .logout_endpoint(&self.cookies, method, headers)
+            .await
     }
 
     pub fn banner(&self, framework: &str) {
@@ -182,49 +214,6 @@ impl Demo {
             "  try: curl -s -X POST localhost:{port}/login -H 'content-type: application/json' \\"
         );
         println!("         -d '{{\"username\":\"alice\",\"password\":\"alice-password\"}}'");
-    }
-}
-
-/// Why a refresh request is refused before the session is consulted.
-pub enum Refusal {
-    /// A cookie-borne refresh from another origin (403).
-    Csrf(keycard::AuthError),
-    /// A malformed body or no refresh token (400, with this JSON body).
-    BadRequest(&'static str),
-}
-
-impl Demo {
-    /// The refresh token of a `POST /refresh`: from the JSON body, or else
-    /// from the refresh cookie after the CSRF check. Returns the token and
-    /// whether the client asked for a cookie-only answer.
-    pub fn refresh_input<H: keycard::RequestHeaders + ?Sized>(
-        &self,
-        method: &str,
-        headers: &H,
-        body: &[u8],
-    ) -> Result<(String, bool), Refusal> {
-        let req = if body.iter().all(u8::is_ascii_whitespace) {
-            RefreshRequest::default()
-        } else {
-            serde_json::from_slice::<RefreshRequest>(body).map_err(|_| {
-                Refusal::BadRequest(
-                    r#"{"error":"invalid_request","error_description":"body must be JSON {\"refresh_token\": \"...\"}"}"#,
-                )
-            })?
-        };
-        if let Some(token) = req.refresh_token {
-            return Ok((token, req.cookie_only));
-        }
-        let cookie = self
-            .cookies
-            .refresh_token_checked(self.sessions.refresh_verifier(), method, headers)
-            .map_err(Refusal::Csrf)?;
-        match cookie {
-            Some(t) => Ok((t.to_owned(), req.cookie_only)),
-            None => Err(Refusal::BadRequest(
-                r#"{"error":"invalid_request","error_description":"no refresh token"}"#,
-            )),
-        }
     }
 }
 

@@ -41,7 +41,7 @@ pub use keycard_core::{AuthError, AuthErrorKind, Verified};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use keycard_core::RequestHeaders;
+use keycard_core::{EndpointResponse, RequestHeaders};
 
 /// actix-web's header map seen through the core's [`RequestHeaders`].
 #[derive(Debug, Clone, Copy)]
@@ -64,4 +64,21 @@ pub fn error_response(error: &AuthError) -> HttpResponse {
         res.insert_header(("www-authenticate", challenge));
     }
     res.body(error.body())
+}
+
+/// An [`EndpointResponse`] (from the core's refresh, login and logout
+/// helpers) as an actix-web response: its status, JSON body, `Set-Cookie`
+/// values and challenge, with `Cache-Control: no-store`.
+pub fn endpoint_response(answer: EndpointResponse) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = HttpResponse::build(status);
+    res.content_type("application/json")
+        .insert_header(("cache-control", "no-store"));
+    if let Some(challenge) = answer.www_authenticate {
+        res.insert_header(("www-authenticate", challenge));
+    }
+    for cookie in answer.set_cookies {
+        res.append_header(("set-cookie", cookie));
+    }
+    res.body(answer.body)
 }

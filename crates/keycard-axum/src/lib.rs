@@ -37,7 +37,9 @@ use http::request::Parts;
 use keycard_core::{AuthError, AuthState, Verified};
 use serde::de::DeserializeOwned;
 
-pub use keycard_tower::{error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles};
+pub use keycard_tower::{
+    endpoint_response, error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles,
+};
 
 /// The verified claims of the request's token, deserialized into `T`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

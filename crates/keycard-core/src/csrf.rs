@@ -8,8 +8,22 @@
 //!
 //! The check, in order: `Sec-Fetch-Site: same-origin` (or `none`, a
 //! user-initiated navigation) passes; otherwise the `Origin` header must be
-//! one of the allowed origins or match the request's own `Host`; a request
-//! with neither header (not a modern browser) passes.
+//! one of the allowed origins or the request's own origin, which is
+//! `https://` + its `Host` (scheme, host and port all compared: a page on
+//! `http://host` is another origin than `https://host`); a request with
+//! neither header passes.
+//!
+//! Why a request with neither `Origin` nor `Sec-Fetch-Site` passes: every
+//! browser of the last years sends `Origin` on cross-site unsafe requests
+//! (and `Sec-Fetch-Site` on all of them), so such a request does not come
+//! from a browser page, and a non-browser client holds the cookie itself: it
+//! could send the request anyway. Refusing it would break `curl` and server
+//! clients without stopping any attack.
+//!
+//! A service served over plain `http` (local development only) sets
+//! `VerifierBuilder::insecure_plain_http_origin`, making its own origin
+//! `http://` + `Host`. Behind a proxy that rewrites `Host`, list the public
+//! origin with `allowed_origin`.
 //!
 //! ```
 //! use keycard_core::{Key, SigningKey, TokenIssuer, TokenType, Verifier};
@@ -25,7 +39,7 @@
 //! let rt = tokio::runtime::Builder::new_current_thread().build()?;
 //! assert_eq!(rt.block_on(verifier.authenticate("POST", cross)).unwrap_err().status(), 403);
 //!
-//! // The same request from the API's own origin passes.
+//! // The same request from the API's own origin passes (https by default).
 //! let same: &[(&str, &str)] = &[("cookie", &cookie), ("origin", "https://api.example"), ("host", "api.example")];
 //! assert!(rt.block_on(verifier.authenticate("POST", same)).is_ok());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -39,6 +53,8 @@ use crate::source::RequestHeaders;
 pub struct CsrfPolicy {
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) disabled: bool,
+    /// The service's own origin is `http://` + Host instead of `https://`.
+    pub(crate) plain_http: bool,
 }
 
 /// Whether an HTTP method is safe (RFC 9110 §9.2.1).
@@ -75,7 +91,10 @@ impl CsrfPolicy {
         match origin {
             Some(origin) => {
                 let origin = std::str::from_utf8(origin).unwrap_or("");
-                if self.allowed_origins.iter().any(|o| o == origin) || same_host(origin, headers) {
+                let scheme = if self.plain_http { "http" } else { "https" };
+                if self.allowed_origins.iter().any(|o| o == origin)
+                    || same_origin(origin, scheme, headers)
+                {
                     Ok(())
                 } else {
                     Err(refused("origin not allowed"))
@@ -93,18 +112,22 @@ fn refused(why: &'static str) -> AuthError {
     AuthError::new(AuthErrorKind::CrossSiteRequest).with_detail(why)
 }
 
-/// `Origin: scheme://host[:port]` against `Host: host[:port]`.
-fn same_host<H: RequestHeaders + ?Sized>(origin: &str, headers: &H) -> bool {
+/// `Origin: scheme://host[:port]` against the request's own origin,
+/// `scheme://` + `Host: host[:port]`: scheme, host and port must all match
+/// (default ports filled in).
+fn same_origin<H: RequestHeaders + ?Sized>(origin: &str, scheme: &str, headers: &H) -> bool {
     let Some(host) = single(headers, "host").and_then(|h| std::str::from_utf8(h).ok()) else {
         return false;
     };
-    let Some((scheme, authority)) = origin.split_once("://") else {
+    let Some((origin_scheme, authority)) = origin.split_once("://") else {
         return false;
     };
+    if !origin_scheme.eq_ignore_ascii_case(scheme) {
+        return false;
+    }
     let default_port = match scheme {
         "http" => ":80",
-        "https" => ":443",
-        _ => return false,
+        _ => ":443",
     };
     let norm = |a: &str| {
         let a = a.to_ascii_lowercase();
@@ -116,7 +139,7 @@ fn same_host<H: RequestHeaders + ?Sized>(origin: &str, headers: &H) -> bool {
             format!("{a}{default_port}")
         }
     };
-    !authority.is_empty() && norm(authority) == norm(host)
+    !authority.is_empty() && !authority.contains('/') && norm(authority) == norm(host)
 }
 
 #[cfg(test)]
@@ -127,8 +150,55 @@ mod tests {
         let p = CsrfPolicy {
             allowed_origins: vec!["https://app.example".into()],
             disabled: false,
+            plain_http: false,
         };
         p.check("POST", h).is_ok()
+    }
+
+    fn check_http(h: &[(&str, &str)]) -> bool {
+        let p = CsrfPolicy {
+            plain_http: true,
+            ..CsrfPolicy::default()
+        };
+        p.check("POST", h).is_ok()
+    }
+
+    #[test]
+    fn scheme_host_and_port_all_count() {
+        // An http page is another origin than the https service.
+        assert!(!check(&[
+            ("origin", "http://h.example"),
+            ("host", "h.example")
+        ]));
+        assert!(check(&[
+            ("origin", "https://h.example"),
+            ("host", "h.example")
+        ]));
+        assert!(check(&[
+            ("origin", "https://h.example:443"),
+            ("host", "h.example")
+        ]));
+        assert!(!check(&[
+            ("origin", "https://h.example:8443"),
+            ("host", "h.example")
+        ]));
+        assert!(!check(&[
+            ("origin", "https://h.example.evil"),
+            ("host", "h.example")
+        ]));
+        // Plain-http development: the other way round.
+        assert!(check_http(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000")
+        ]));
+        assert!(!check_http(&[
+            ("origin", "https://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000")
+        ]));
+        assert!(!check_http(&[
+            ("origin", "http://127.0.0.1:4000"),
+            ("host", "127.0.0.1:3000")
+        ]));
     }
 
     #[test]
@@ -142,12 +212,12 @@ mod tests {
             ("host", "127.0.0.1:3000")
         ]));
         assert!(check(&[
-            ("origin", "http://127.0.0.1:3000"),
+            ("origin", "https://127.0.0.1:3000"),
             ("host", "127.0.0.1:3000")
         ]));
         assert!(check(&[
-            ("origin", "http://localhost"),
-            ("host", "localhost:80")
+            ("origin", "https://localhost"),
+            ("host", "localhost:443")
         ]));
         assert!(check(&[
             ("origin", "https://app.example"),

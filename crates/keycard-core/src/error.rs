@@ -306,6 +306,15 @@ pub enum ConfigError {
     /// The key does not fit the algorithm (wrong family or curve).
     #[error("key does not match algorithm {0:?}")]
     KeyAlgorithmMismatch(crate::Algorithm),
+    /// The key's type does not fit the algorithm's family, e.g. an EC or OKP
+    /// public key labelled `HS256` (it would become an HMAC secret).
+    #[error("a {key} key cannot be used with {alg:?}")]
+    KeyTypeMismatch {
+        /// The algorithm the key was to serve.
+        alg: crate::Algorithm,
+        /// The key's type.
+        key: &'static str,
+    },
     /// The key material could not be parsed.
     #[error("invalid key: {0}")]
     InvalidKey(String),

@@ -174,8 +174,8 @@ pub enum IssueError {
     Store(#[from] crate::revocation::StoreError),
 }
 
-/// A freshly issued token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A freshly issued token. `Debug` shows its `jti`, never the token.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IssuedToken {
     /// The compact JWS.
@@ -188,10 +188,22 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"<redacted>")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 struct IssuerSettings {
     ring: Arc<KeyRing>,
     issuer: Option<String>,
     audiences: Vec<String>,
+    client_id: Option<String>,
     access_ttl: Duration,
     refresh_ttl: Duration,
     session_ttl: Duration,
@@ -250,6 +262,7 @@ impl TokenIssuer {
             ring,
             issuer: None,
             audiences: Vec::new(),
+            client_id: None,
             access_ttl: DEFAULT_ACCESS_TTL,
             refresh_ttl: DEFAULT_REFRESH_TTL,
             session_ttl: DEFAULT_SESSION_TTL,
@@ -258,8 +271,9 @@ impl TokenIssuer {
 
     /// Issue a token of type `kind` for `sub`, in session `sid` (if any),
     /// carrying the user's own `claims` (any `Serialize` type that is a JSON
-    /// object). Registered claims are always stamped by the issuer and
-    /// override same-named user claims.
+    /// object). Registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`,
+    /// `jti`, `sid`, and keycard's `sxp`) are the issuer's alone: same-named
+    /// user claims are dropped, whether or not the issuer sets them.
     pub fn issue<C: Serialize + ?Sized>(
         &self,
         kind: TokenType,
@@ -281,18 +295,33 @@ impl TokenIssuer {
         jti: Option<&str>,
         exp_cap: Option<i64>,
     ) -> Result<IssuedToken, IssueError> {
+        let map = claims_map(claims)?;
+        self.issue_at(kind, sub, sid, map, jti, exp_cap, now_secs())
+    }
+
+    /// Sign a token issued at `now` (by the caller's clock, e.g. a cluster
+    /// clock shared with the revocation store).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn issue_at(
+        &self,
+        kind: TokenType,
+        sub: &str,
+        sid: Option<&str>,
+        mut map: Map<String, Value>,
+        jti: Option<&str>,
+        exp_cap: Option<i64>,
+        now: i64,
+    ) -> Result<IssuedToken, IssueError> {
         let s = &*self.0;
         let ttl = match kind {
             TokenType::Refresh => s.refresh_ttl,
             _ => s.access_ttl,
         };
-        let mut map =
-            match serde_json::to_value(claims).map_err(|e| IssueError::Claims(e.to_string()))? {
-                Value::Object(m) => m,
-                Value::Null => Map::new(),
-                _ => return Err(IssueError::Claims("not an object".into())),
-            };
-        let now = now_secs();
+        // Registered claims are the issuer's alone: drop every same-named
+        // user claim first, whether or not the issuer sets it below.
+        for name in ISSUER_CLAIMS {
+            map.remove(name);
+        }
         let ttl_secs = ttl.as_secs();
         let mut exp = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
         if let Some(cap) = exp_cap {
@@ -303,9 +332,7 @@ impl TokenIssuer {
             map.insert("iss".into(), iss.clone().into());
         }
         match s.audiences.as_slice() {
-            [] => {
-                map.remove("aud");
-            }
+            [] => {}
             [one] => {
                 map.insert("aud".into(), one.clone().into());
             }
@@ -318,10 +345,22 @@ impl TokenIssuer {
         map.insert("nbf".into(), now.into());
         map.insert("exp".into(), exp.into());
         map.insert("jti".into(), jti.clone().into());
-        match sid {
-            Some(sid) => map.insert("sid".into(), sid.into()),
-            None => map.remove("sid"),
-        };
+        if let Some(sid) = sid {
+            map.insert("sid".into(), sid.into());
+        }
+        if kind == TokenType::Refresh {
+            // The session's absolute end rides in refresh tokens, so a
+            // refresh knows it before signing (the store enforces it).
+            if let Some(cap) = exp_cap {
+                map.insert("sxp".into(), cap.into());
+            }
+        }
+        if kind == TokenType::Access {
+            // RFC 9068 §2.2: access tokens name the client they were issued to.
+            if let Some(cid) = &s.client_id {
+                map.insert("client_id".into(), cid.clone().into());
+            }
+        }
         let token = s.ring.active().sign(kind.typ(), &map)?;
         Ok(IssuedToken {
             token,
@@ -367,6 +406,11 @@ impl TokenIssuer {
         &self.0.ring
     }
 
+    /// The `client_id` stamped on access tokens, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
     /// Access-token lifetime.
     pub fn access_ttl(&self) -> Duration {
         self.0.access_ttl
@@ -390,12 +434,20 @@ pub struct TokenIssuerBuilder {
     ring: Arc<KeyRing>,
     issuer: Option<String>,
     audiences: Vec<String>,
+    client_id: Option<String>,
     access_ttl: Duration,
     refresh_ttl: Duration,
     session_ttl: Duration,
 }
 
 impl TokenIssuerBuilder {
+    /// The `client_id` stamped on access tokens (RFC 9068 §2.2 requires
+    /// it). Default: the first audience, when one is configured.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
     /// The `iss` stamped on every token.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuer = Some(iss.into());
@@ -442,12 +494,37 @@ impl TokenIssuerBuilder {
         }
         Ok(TokenIssuer(Arc::new(IssuerSettings {
             ring: self.ring,
+            client_id: self.client_id.or_else(|| self.audiences.first().cloned()),
             issuer: self.issuer,
             audiences: self.audiences,
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
             session_ttl: self.session_ttl,
         })))
+    }
+}
+
+/// Claims only the issuer sets; same-named user claims are dropped.
+pub(crate) const ISSUER_CLAIMS: [&str; 10] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "sid",
+    "sxp",
+    "client_id",
+];
+
+pub(crate) fn claims_map<C: Serialize + ?Sized>(
+    claims: &C,
+) -> Result<Map<String, Value>, IssueError> {
+    match serde_json::to_value(claims).map_err(|e| IssueError::Claims(e.to_string()))? {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => Err(IssueError::Claims("not an object".into())),
     }
 }
 

@@ -59,7 +59,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::error::ConfigError;
-use crate::key::{alg_name, BoxFuture, Key, KeyLookup, KeyProvider};
+use crate::key::{alg_name, answers_kid, BoxFuture, Key, KeyLookup, KeyProvider};
 
 /// Why a JWKS or discovery document could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -334,7 +334,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Start the refresher of this source, once.
+/// Start the refresher of this source, once. It refreshes when 80% of the
+/// freshness window has passed (the window is at least the minimum TTL);
+/// after a failure it waits the cooldown, then twice that, and so on up to
+/// [`MAX_BACKOFF`], each wait with ±20% jitter so that replicas do not
+/// retry in step.
 fn spawn_background(inner: &Arc<Inner>) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
@@ -344,38 +348,59 @@ fn spawn_background(inner: &Arc<Inner>) {
     }
     let weak: Weak<Inner> = Arc::downgrade(inner);
     handle.spawn(async move {
+        let mut failures: u32 = 0;
         loop {
             let wait = {
                 let Some(inner) = weak.upgrade() else { return };
-                let guard = inner.snapshot.load();
-                match guard.as_ref() {
-                    // Refresh when 80% of the freshness window has passed.
-                    Some(s) => {
-                        let window = s.fresh_until.saturating_duration_since(s.fetched_at);
-                        (s.fetched_at + window.mul_f32(0.8))
-                            .saturating_duration_since(Instant::now())
+                let planned = if failures > 0 {
+                    backoff(inner.cfg.cooldown, failures)
+                } else {
+                    let guard = inner.snapshot.load();
+                    match guard.as_ref() {
+                        Some(s) => {
+                            let window = s.fresh_until.saturating_duration_since(s.fetched_at);
+                            (s.fetched_at + window.mul_f32(0.8))
+                                .saturating_duration_since(Instant::now())
+                        }
+                        None => inner.cfg.cooldown,
                     }
-                    None => inner.cfg.cooldown,
-                }
+                };
+                planned
             };
             tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
             let Some(inner) = weak.upgrade() else { return };
-            let failed = if inner.inflight.swap(true, Ordering::AcqRel) {
-                false
-            } else {
-                inner.mark_attempt();
-                let r = inner.clone().fetch_once().await;
-                inner.inflight.store(false, Ordering::Release);
-                inner.gen.send_modify(|g| *g += 1);
-                r.is_err()
-            };
-            drop(inner);
-            if failed {
-                // Retry sooner than the freshness window, never in a loop.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            if inner.inflight.swap(true, Ordering::AcqRel) {
+                // A fetch is running; plan again from its result.
+                continue;
             }
+            inner.mark_attempt();
+            let r = inner.clone().fetch_once().await;
+            inner.inflight.store(false, Ordering::Release);
+            inner.gen.send_modify(|g| *g += 1);
+            failures = if r.is_err() {
+                failures.saturating_add(1)
+            } else {
+                0
+            };
         }
     });
+}
+
+/// The longest wait between background retries during an outage.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before retry number `failures` (1, 2, ...): the cooldown
+/// doubled per failure, capped at [`MAX_BACKOFF`] (or the cooldown, if
+/// longer), with ±20% jitter.
+fn backoff(cooldown: Duration, failures: u32) -> Duration {
+    let base = cooldown
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF.max(cooldown));
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    // 0.8 ..= 1.2
+    let factor = 0.8 + 0.4 * f64::from(u16::from_le_bytes(r)) / f64::from(u16::MAX);
+    base.mul_f64(factor)
 }
 
 impl Inner {
@@ -575,7 +600,10 @@ pub(crate) fn parse_jwks(body: &[u8], cfg: &JwksBuilder) -> Result<Vec<Arc<Key>>
                 }
                 out.push(Arc::new(key));
             }
-            Err(why) => tracing::debug!(reason = %why, "JWKS key skipped"),
+            Err(Skip::Mismatch(why)) => {
+                tracing::warn!(reason = %why, "JWKS key skipped: its type does not fit its algorithm")
+            }
+            Err(Skip::Other(why)) => tracing::debug!(reason = %why, "JWKS key skipped"),
         }
     }
     if out.is_empty() {
@@ -584,36 +612,55 @@ pub(crate) fn parse_jwks(body: &[u8], cfg: &JwksBuilder) -> Result<Vec<Arc<Key>>
     Ok(out)
 }
 
-fn usable_key(raw: &Value, cfg: &JwksBuilder) -> Result<Key, String> {
-    let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|e| format!("not a JWK: {e}"))?;
+/// Why a JWK was not taken.
+enum Skip {
+    /// The key's type does not fit its algorithm (warned about: either a
+    /// broken identity provider or an attack).
+    Mismatch(String),
+    /// Not a usable signature key (encryption keys, unsupported types).
+    Other(String),
+}
+
+fn usable_key(raw: &Value, cfg: &JwksBuilder) -> Result<Key, Skip> {
+    let other = Skip::Other;
+    let jwk: Jwk =
+        serde_json::from_value(raw.clone()).map_err(|e| other(format!("not a JWK: {e}")))?;
     if let Some(u) = &jwk.common.public_key_use {
         if *u != PublicKeyUse::Signature {
-            return Err("not a signature key".into());
+            return Err(other("not a signature key".into()));
         }
     }
     if let Some(ops) = &jwk.common.key_operations {
         if !ops.contains(&KeyOperations::Verify) {
-            return Err("key_ops does not allow verify".into());
+            return Err(other("key_ops does not allow verify".into()));
         }
     }
     let default_alg = match &jwk.algorithm {
         AlgorithmParameters::OctetKey(_) => {
-            return Err("symmetric keys are never taken from a JWKS".into())
+            // Never a secret from a document anyone can read.
+            return Err(Skip::Mismatch(
+                "symmetric (oct) keys are never taken from a JWKS".into(),
+            ));
         }
         AlgorithmParameters::RSA(_) => cfg.rsa_alg,
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
             EllipticCurve::P256 => Algorithm::ES256,
             EllipticCurve::P384 => Algorithm::ES384,
-            _ => return Err("unsupported curve".into()),
+            _ => return Err(other("unsupported curve".into())),
         },
         AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
-        _ => return Err("unsupported key type".into()),
+        _ => return Err(other("unsupported key type".into())),
     };
     let alg = match jwk.common.key_algorithm {
         Some(_) => None,
         None => Some(default_alg),
     };
-    Key::from_jwk(&jwk, alg).map_err(|e| e.to_string())
+    Key::from_jwk(&jwk, alg).map_err(|e| match e {
+        ConfigError::KeyTypeMismatch { .. } | ConfigError::KeyAlgorithmMismatch(_) => {
+            Skip::Mismatch(e.to_string())
+        }
+        e => other(e.to_string()),
+    })
 }
 
 impl KeyProvider for RemoteJwks {
@@ -637,7 +684,7 @@ impl KeyProvider for RemoteJwks {
         let found: Vec<Arc<Key>> = snap
             .keys
             .iter()
-            .filter(|k| alg_name(k.alg) == alg && kid.is_none_or(|kid| k.kid() == Some(kid)))
+            .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, snap.keys.len()))
             .cloned()
             .collect();
         if !found.is_empty() {
@@ -704,6 +751,20 @@ impl KeyProvider for MultiIssuer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let c = Duration::from_secs(10);
+        for (failures, base) in [(1, 10.0), (2, 20.0), (3, 40.0), (10, 300.0), (40, 300.0)] {
+            let b = backoff(c, failures).as_secs_f64();
+            assert!(
+                b >= base * 0.8 - 0.01 && b <= base * 1.2 + 0.01,
+                "{failures}: {b}"
+            );
+        }
+        // A cooldown above the cap is still honoured.
+        assert!(backoff(Duration::from_secs(600), 3) >= Duration::from_secs(480));
+    }
 
     #[test]
     fn max_age_parsing() {

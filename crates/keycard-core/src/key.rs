@@ -12,27 +12,29 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
 use crate::error::ConfigError;
 
 /// Make sure `jsonwebtoken` has a crypto provider, so that it never panics at
-/// run time. With both backends enabled (feature unification) aws-lc-rs wins.
+/// run time. The provider is installed whenever one of keycard's backend
+/// features is on, whatever features jsonwebtoken itself ended up with: cargo
+/// unifies features, so another crate in the application may have turned on
+/// jsonwebtoken's other backend, and jsonwebtoken then picks none on its own.
+/// With both of keycard's backends enabled, aws-lc-rs wins.
 pub(crate) fn ensure_crypto() -> Result<(), ConfigError> {
-    #[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
-            // Err means another provider was installed first: also fine.
-            let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+            #[cfg(feature = "aws-lc-rs")]
+            let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+            #[cfg(not(feature = "aws-lc-rs"))]
+            let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+            // Err means a provider was installed first (by the application,
+            // or by jsonwebtoken from its own features): also fine.
+            let _ = provider.install_default();
         });
-        Ok(())
-    }
-    #[cfg(all(
-        any(feature = "aws-lc-rs", feature = "rust-crypto"),
-        not(all(feature = "aws-lc-rs", feature = "rust-crypto"))
-    ))]
-    {
         Ok(())
     }
     #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
@@ -147,6 +149,9 @@ impl Key {
                 ))
             }
         };
+        // The key's type must fit the algorithm's family before any key
+        // material is read: a public key must never become an HMAC secret.
+        check_key_type(&jwk.algorithm, alg)?;
         let key = if let AlgorithmParameters::OctetKey(oct) = &jwk.algorithm {
             let secret = crate::b64::decode(oct.value.as_bytes())
                 .map_err(|_| ConfigError::InvalidKey("bad base64 in JWK k".into()))?;
@@ -234,13 +239,27 @@ impl Key {
         }
     }
 
-    /// Check an asymmetric key against its algorithm: RSA ≥ 2048 bits, EC on
-    /// the right curve, Ed25519 32 bytes.
+    /// Check a key against its algorithm: the key's family must be the
+    /// algorithm's (HMAC only from a secret), RSA ≥ 2048 bits, EC on the
+    /// algorithm's curve, Ed25519 32 bytes. Every constructor ends here.
     pub(crate) fn checked(alg: Algorithm, key: DecodingKey) -> Result<Self, ConfigError> {
-        if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        if key.family() != jwt_family(alg)? {
+            return Err(ConfigError::KeyTypeMismatch {
+                alg,
+                key: family_name(key.family()),
+            });
+        }
+        if matches!(jwt_family(alg)?, AlgorithmFamily::Hmac) {
+            let len = key
+                .try_get_as_bytes()
+                .map_err(|e| ConfigError::InvalidKey(e.to_string()))?
+                .len();
+            let min = min_hmac_len(alg);
+            if len < min {
+                return Err(ConfigError::WeakSecret { alg, min, got: len });
+            }
             return Ok(Self::unchecked(alg, key));
         }
-        family(alg)?;
         let jwk = Jwk::from_decoding_key(&key, Some(alg))
             .map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
         check_jwk_strength(&jwk, alg)?;
@@ -252,6 +271,80 @@ impl Key {
             ));
         }
         Ok(key)
+    }
+}
+
+/// The family rule (RFC 7518 §3.1, §6; RFC 8037; RFC 8725 §3.1): `oct` keys
+/// serve HS* only; RS*/PS* need RSA; ES256/ES384/ES512 need EC on
+/// P-256/P-384/P-521; EdDSA needs OKP on Ed25519. Checked on the key's
+/// declared type before any key material is used, wherever a key is made.
+pub(crate) fn check_key_type(
+    params: &AlgorithmParameters,
+    alg: Algorithm,
+) -> Result<(), ConfigError> {
+    let fits = match (params, alg) {
+        (AlgorithmParameters::OctetKey(_), a) => {
+            matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+        }
+        (AlgorithmParameters::RSA(_), a) => matches!(family(a), Ok(Family::Rsa)),
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => {
+            ec.curve == EllipticCurve::P384
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
+            okp.curve == EllipticCurve::Ed25519
+        }
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(ConfigError::KeyTypeMismatch {
+            alg,
+            key: key_type_name(params),
+        })
+    }
+}
+
+/// `kty` (and curve) of a JWK, for error messages.
+pub(crate) fn key_type_name(params: &AlgorithmParameters) -> &'static str {
+    match params {
+        AlgorithmParameters::OctetKey(_) => "oct",
+        AlgorithmParameters::RSA(_) => "RSA",
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => "EC P-256",
+            EllipticCurve::P384 => "EC P-384",
+            EllipticCurve::P521 => "EC P-521",
+            _ => "EC on another curve",
+        },
+        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
+            EllipticCurve::Ed25519 => "OKP Ed25519",
+            _ => "OKP on another curve",
+        },
+        _ => "an unsupported key type",
+    }
+}
+
+fn family_name(f: AlgorithmFamily) -> &'static str {
+    match f {
+        AlgorithmFamily::Hmac => "HMAC secret",
+        AlgorithmFamily::Rsa => "RSA",
+        AlgorithmFamily::Ec => "EC",
+        AlgorithmFamily::Ed => "OKP Ed25519",
+    }
+}
+
+/// jsonwebtoken's family of an algorithm keycard supports.
+fn jwt_family(alg: Algorithm) -> Result<AlgorithmFamily, ConfigError> {
+    match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Ok(AlgorithmFamily::Hmac),
+        a => Ok(match family(a)? {
+            Family::Rsa => AlgorithmFamily::Rsa,
+            Family::Ec => AlgorithmFamily::Ec,
+            Family::Ed => AlgorithmFamily::Ed,
+        }),
     }
 }
 
@@ -337,6 +430,18 @@ pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
     }
 }
 
+/// Whether `key` may verify a token naming `kid`, in a set of `set_len`
+/// keys. A token that names a `kid` selects exactly the key with that id. A
+/// token without `kid` is tried only against keys without one, unless the
+/// set holds exactly one key: a key published with a `kid` is otherwise
+/// reserved for tokens that name it.
+pub(crate) fn answers_kid(key: &Key, kid: Option<&str>, set_len: usize) -> bool {
+    match kid {
+        Some(kid) => key.kid() == Some(kid),
+        None => key.kid().is_none() || set_len == 1,
+    }
+}
+
 /// A fixed set of keys, selected by `kid` (and pinned algorithm).
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
@@ -376,20 +481,18 @@ impl KeySet {
     }
 
     /// Candidate keys for a token header: the key with this `kid` when the
-    /// token names one, otherwise every key without a conflicting `kid`.
-    /// Only keys whose pinned algorithm equals `alg` are returned.
+    /// token names one; for a token without `kid`, the keys without one (or
+    /// the only key of a one-key set). Only keys whose pinned algorithm
+    /// equals `alg` are returned.
     pub fn candidates<'a>(
         &'a self,
         kid: Option<&'a str>,
         alg: &'a str,
     ) -> impl Iterator<Item = &'a Arc<Key>> + 'a {
-        self.keys.iter().filter(move |k| {
-            alg_name(k.alg) == alg
-                && match kid {
-                    Some(kid) => k.kid() == Some(kid),
-                    None => true,
-                }
-        })
+        let n = self.keys.len();
+        self.keys
+            .iter()
+            .filter(move |k| alg_name(k.alg) == alg && answers_kid(k, kid, n))
     }
 
     /// A JWKS document with the public half of every asymmetric key (HMAC

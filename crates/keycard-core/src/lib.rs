@@ -45,6 +45,7 @@
 
 mod b64;
 mod cache;
+pub mod clock;
 mod cookies;
 pub mod csrf;
 mod error;
@@ -64,6 +65,7 @@ mod source;
 pub mod testing;
 mod verify;
 
+pub use clock::{Clock, SkewedClock, SystemClock};
 pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
 pub use issue::{
@@ -73,18 +75,22 @@ pub use issue::{
 pub use jsonwebtoken::jwk;
 pub use jsonwebtoken::Algorithm;
 pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
-pub use revocation::{Denylist, InMemoryRevocationStore, RevocationStore, StoreError, TokenFacts};
+pub use revocation::{
+    Denylist, EntryKind, InMemoryRevocationStore, RevocationEntry, RevocationStore, StoreError,
+    TokenFacts, REVOCATION_GRACE,
+};
 pub use ring::{KeyRing, DEFAULT_GRACE};
 pub use roles::{RoleClaim, RoleRequirement};
 pub use session::{
-    InMemoryRefreshStore, RefreshStore, Rotation, SessionError, Sessions, SessionsBuilder,
-    TokenPair,
+    Committed, EndpointResponse, InMemoryRefreshStore, NewFamily, RefreshHook, RefreshInput,
+    RefreshStore, RotateRequest, Rotation, SessionError, Sessions, SessionsBuilder, TokenPair,
+    UserStatus, DEFAULT_MAX_SESSIONS_PER_SUBJECT,
 };
 pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
 pub use verify::{
     Anonymous, Attempt, AuthMode, AuthState, PendingVerification, RegisteredClaims, TokenType,
     Verified, Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME,
-    DEFAULT_MAX_TOKEN_BYTES,
+    DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,
 };
 
 /// Select jsonwebtoken's crypto backend for this process (aws-lc-rs when

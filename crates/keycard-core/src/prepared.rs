@@ -26,6 +26,10 @@ impl Prepared {
             _ => None,
         };
         if let Some(h) = hmac_alg {
+            // Defence in depth: only a secret ever becomes an HMAC key.
+            if !matches!(key.family(), jsonwebtoken::AlgorithmFamily::Hmac) {
+                return Err(ConfigError::KeyAlgorithmMismatch(alg));
+            }
             let secret = key.try_get_as_bytes().map_err(|e| invalid(&e))?;
             return Ok(Self::Hmac(hmac::Key::new(h, secret)));
         }

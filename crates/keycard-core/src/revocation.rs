@@ -7,7 +7,6 @@
 //! revoked returns [`StoreError`], and the verifier fails closed (503) unless
 //! configured otherwise.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -97,14 +96,25 @@ pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
     /// Whether the token is revoked, answered without network I/O.
     fn is_revoked(&self, token: &TokenFacts<'_>) -> Result<bool, StoreError>;
 
-    /// Revoke one token until `expires_at` (its `exp`).
+    /// Now, by the clock this store judges entries by. A cluster store
+    /// returns the shared clock (e.g. the Redis server's), and
+    /// [`crate::Sessions`] issues tokens, verifies them and takes cut-offs
+    /// by it. Default: the system clock.
+    fn now(&self) -> i64 {
+        now_secs()
+    }
+
+    /// Revoke one token whose `exp` is `expires_at`. The entry is kept
+    /// until `expires_at` + [`REVOCATION_GRACE`], so the token stays refused
+    /// inside any verifier's leeway.
     fn revoke_token<'a>(
         &'a self,
         jti: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Revoke every token of a session (refresh family) until `expires_at`.
+    /// Revoke every token of a session (refresh family) expiring by
+    /// `expires_at` (kept until `expires_at` + [`REVOCATION_GRACE`]).
     fn revoke_session<'a>(
         &'a self,
         sid: &'a str,
@@ -112,7 +122,8 @@ pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Revoke every token of `sub` issued at or before `issued_at_or_before`
-    /// ("log out everywhere"), keeping the entry until `expires_at`.
+    /// ("log out everywhere"); `expires_at` is the latest `exp` such a token
+    /// can have (kept until `expires_at` + [`REVOCATION_GRACE`]).
     fn revoke_subject<'a>(
         &'a self,
         sub: &'a str,
@@ -121,36 +132,96 @@ pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
+/// How long past a token's `exp` its revocation entry is kept: the largest
+/// leeway any verifier may be configured with ([`crate::MAX_LEEWAY`]), so a
+/// revoked token never verifies again inside a verifier's leeway. Every
+/// store (in memory, Redis, the local view) keeps entries this long.
+pub const REVOCATION_GRACE: std::time::Duration = crate::verify::MAX_LEEWAY;
+
+const GRACE_SECS: i64 = REVOCATION_GRACE.as_secs() as i64;
+
+/// Whether an entry for tokens expiring at `exp` still counts at `now`.
+pub(crate) fn entry_live(exp: i64, now: i64) -> bool {
+    exp.saturating_add(GRACE_SECS) >= now
+}
+
+/// What a denylist entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// One token, by `jti`.
+    Token,
+    /// One session (refresh family), by `sid`.
+    Session,
+    /// Every token of a subject issued at or before a cutoff, by `sub`.
+    Subject,
+}
+
+/// One denylist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RevocationEntry {
+    /// What `id` names.
+    pub kind: EntryKind,
+    /// The `jti`, `sid` or `sub`.
+    pub id: Arc<str>,
+    /// The latest `exp` of a token the entry must cover; the entry is kept
+    /// until `exp` + [`REVOCATION_GRACE`].
+    pub exp: i64,
+    /// For subjects: tokens issued at or before this `iat` are revoked.
+    pub cutoff: i64,
+}
+
+impl RevocationEntry {
+    /// An entry of `kind` for `id`.
+    pub fn new(kind: EntryKind, id: impl Into<Arc<str>>, exp: i64, cutoff: i64) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+            exp,
+            cutoff,
+        }
+    }
+}
+
 /// The entries of a denylist, shared by the in-memory store and the local
 /// view of cluster stores.
+///
+/// A persistent (structurally shared) map: a clone costs O(1) and an insert
+/// O(log n), so a writer copies the current snapshot, changes it and swaps
+/// it in while readers keep reading theirs without any lock. An index by
+/// expiry makes pruning cost only what it removes.
 #[derive(Debug, Default, Clone)]
 pub struct Denylist {
-    /// jti → expires_at.
-    pub tokens: HashMap<String, i64>,
-    /// sid → expires_at.
-    pub sessions: HashMap<String, i64>,
-    /// sub → (cutoff iat, expires_at).
-    pub subjects: HashMap<String, (i64, i64)>,
+    tokens: imbl::HashMap<Arc<str>, i64>,
+    sessions: imbl::HashMap<Arc<str>, i64>,
+    subjects: imbl::HashMap<Arc<str>, (i64, i64)>,
+    by_expiry: imbl::OrdSet<(i64, EntryKind, Arc<str>)>,
 }
 
 impl Denylist {
-    /// Whether the facts are revoked at time `now`.
+    /// An empty denylist.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the facts are revoked at time `now`. Entries count until
+    /// their `exp` + [`REVOCATION_GRACE`].
     pub fn contains(&self, t: &TokenFacts<'_>, now: i64) -> bool {
-        let live = |exp: i64| exp >= now;
         if let Some(jti) = t.jti {
-            if self.tokens.get(jti).is_some_and(|e| live(*e)) {
+            if self.tokens.get(jti).is_some_and(|e| entry_live(*e, now)) {
                 return true;
             }
         }
         if let Some(sid) = t.sid {
-            if self.sessions.get(sid).is_some_and(|e| live(*e)) {
+            if self.sessions.get(sid).is_some_and(|e| entry_live(*e, now)) {
                 return true;
             }
         }
         if let Some(sub) = t.sub {
             if let Some((cutoff, exp)) = self.subjects.get(sub) {
                 // A token without iat cannot prove it is newer than the cutoff.
-                if live(*exp) && t.iat.is_none_or(|iat| iat <= *cutoff) {
+                if entry_live(*exp, now) && t.iat.is_none_or(|iat| iat <= *cutoff) {
                     return true;
                 }
             }
@@ -158,9 +229,69 @@ impl Denylist {
         false
     }
 
+    /// Add an entry, or widen an existing one (the later `exp`, the later
+    /// cutoff). Returns whether anything changed.
+    pub fn insert(&mut self, entry: &RevocationEntry) -> bool {
+        let id = &entry.id;
+        let (old_exp, new_exp) = match entry.kind {
+            EntryKind::Token | EntryKind::Session => {
+                let map = if entry.kind == EntryKind::Token {
+                    &mut self.tokens
+                } else {
+                    &mut self.sessions
+                };
+                let old = map.get(&**id).copied();
+                let new = old.map_or(entry.exp, |o| o.max(entry.exp));
+                if old == Some(new) {
+                    return false;
+                }
+                map.insert(id.clone(), new);
+                (old, new)
+            }
+            EntryKind::Subject => {
+                let old = self.subjects.get(&**id).copied();
+                let new = old.map_or((entry.cutoff, entry.exp), |(c, e)| {
+                    (c.max(entry.cutoff), e.max(entry.exp))
+                });
+                if old == Some(new) {
+                    return false;
+                }
+                self.subjects.insert(id.clone(), new);
+                (old.map(|o| o.1), new.1)
+            }
+        };
+        if old_exp != Some(new_exp) {
+            if let Some(old) = old_exp {
+                self.by_expiry.remove(&(old, entry.kind, id.clone()));
+            }
+            self.by_expiry.insert((new_exp, entry.kind, id.clone()));
+        }
+        true
+    }
+
+    /// The entry for `kind` and `id`, if any (live or not yet pruned).
+    pub fn get(&self, kind: EntryKind, id: &str) -> Option<RevocationEntry> {
+        let (exp, cutoff) = match kind {
+            EntryKind::Token => (*self.tokens.get(id)?, 0),
+            EntryKind::Session => (*self.sessions.get(id)?, 0),
+            EntryKind::Subject => {
+                let (c, e) = *self.subjects.get(id)?;
+                (e, c)
+            }
+        };
+        Some(RevocationEntry::new(kind, id, exp, cutoff))
+    }
+
+    /// Every entry, in order of expiry.
+    pub fn entries(&self) -> impl Iterator<Item = RevocationEntry> + '_ {
+        self.by_expiry
+            .iter()
+            .filter_map(|(_, kind, id)| self.get(*kind, id))
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.tokens.len() + self.sessions.len() + self.subjects.len()
+        self.by_expiry.len()
     }
 
     /// Whether there are no entries.
@@ -168,26 +299,48 @@ impl Denylist {
         self.len() == 0
     }
 
-    /// Whether any entry expired before `now` (so a prune would change it).
+    /// Whether some entry no longer counts at `now` (so a prune would
+    /// change the list). O(log n).
     pub fn has_expired(&self, now: i64) -> bool {
-        self.tokens.values().any(|e| *e < now)
-            || self.sessions.values().any(|e| *e < now)
-            || self.subjects.values().any(|(_, e)| *e < now)
+        self.by_expiry
+            .get_min()
+            .is_some_and(|(exp, _, _)| !entry_live(*exp, now))
     }
 
-    /// Drop entries that expired before `now`.
+    /// Drop the entries that no longer count at `now`; costs O(k log n) for
+    /// k dropped entries.
     pub fn prune(&mut self, now: i64) {
-        self.tokens.retain(|_, e| *e >= now);
-        self.sessions.retain(|_, e| *e >= now);
-        self.subjects.retain(|_, (_, e)| *e >= now);
+        while let Some((exp, kind, id)) = self.by_expiry.get_min().cloned() {
+            if entry_live(exp, now) {
+                break;
+            }
+            self.by_expiry.remove(&(exp, kind, id.clone()));
+            match kind {
+                EntryKind::Token => {
+                    self.tokens.remove(&*id);
+                }
+                EntryKind::Session => {
+                    self.sessions.remove(&*id);
+                }
+                EntryKind::Subject => {
+                    self.subjects.remove(&*id);
+                }
+            }
+        }
     }
 }
 
 /// The embedded, bounded revocation store for a single process.
 ///
-/// Checks read an immutable snapshot without any lock (`arc-swap`); a
-/// revocation copies the denylist, which stays small because entries leave
-/// it when the tokens they name expire.
+/// Checks read an immutable snapshot without any lock (`arc-swap`). A
+/// revocation copies the snapshot in O(1) (structural sharing) and inserts
+/// in O(log n), under a writer mutex the request path never takes, so a
+/// logout costs the same at ten entries as at a million.
+///
+/// Capacity: at most `capacity` live entries (default one million). When
+/// full, a revocation fails with [`StoreError::Full`]: the logout is
+/// reported as failed (503), never dropped. Entries leave once their tokens
+/// can no longer verify (`exp` + [`REVOCATION_GRACE`]).
 #[derive(Debug)]
 pub struct InMemoryRevocationStore {
     list: ArcSwap<Denylist>,
@@ -208,7 +361,7 @@ impl InMemoryRevocationStore {
         Self::default()
     }
 
-    /// A store holding at most `capacity` unexpired entries. When full, a
+    /// A store holding at most `capacity` live entries. When full, a
     /// revocation fails with [`StoreError::Full`] rather than being dropped.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
@@ -228,16 +381,28 @@ impl InMemoryRevocationStore {
         self.len() == 0
     }
 
-    fn write(&self, f: impl FnOnce(&mut Denylist)) -> Result<(), StoreError> {
+    /// A consistent snapshot of the denylist.
+    pub fn snapshot(&self) -> Arc<Denylist> {
+        self.list.load_full()
+    }
+
+    /// Add (or widen) an entry.
+    pub fn insert(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut list = Denylist::clone(&self.list.load());
         list.prune(now_secs());
-        if list.len() >= self.capacity {
+        let known = list.get(entry.kind, &entry.id).is_some();
+        if !known && list.len() >= self.capacity {
             return Err(StoreError::Full(self.capacity));
         }
-        f(&mut list);
-        self.list.store(Arc::new(list));
+        if list.insert(entry) {
+            self.list.store(Arc::new(list));
+        }
         Ok(())
+    }
+
+    fn write(&self, entry: RevocationEntry) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(self.insert(&entry)))
     }
 }
 
@@ -251,11 +416,7 @@ impl RevocationStore for InMemoryRevocationStore {
         jti: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let r = self.write(|l| {
-            let e = l.tokens.entry(jti.to_owned()).or_insert(expires_at);
-            *e = (*e).max(expires_at);
-        });
-        Box::pin(std::future::ready(r))
+        self.write(RevocationEntry::new(EntryKind::Token, jti, expires_at, 0))
     }
 
     fn revoke_session<'a>(
@@ -263,11 +424,7 @@ impl RevocationStore for InMemoryRevocationStore {
         sid: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let r = self.write(|l| {
-            let e = l.sessions.entry(sid.to_owned()).or_insert(expires_at);
-            *e = (*e).max(expires_at);
-        });
-        Box::pin(std::future::ready(r))
+        self.write(RevocationEntry::new(EntryKind::Session, sid, expires_at, 0))
     }
 
     fn revoke_subject<'a>(
@@ -276,15 +433,12 @@ impl RevocationStore for InMemoryRevocationStore {
         issued_at_or_before: i64,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let r = self.write(|l| {
-            let e = l
-                .subjects
-                .entry(sub.to_owned())
-                .or_insert((issued_at_or_before, expires_at));
-            e.0 = e.0.max(issued_at_or_before);
-            e.1 = e.1.max(expires_at);
-        });
-        Box::pin(std::future::ready(r))
+        self.write(RevocationEntry::new(
+            EntryKind::Subject,
+            sub,
+            expires_at,
+            issued_at_or_before,
+        ))
     }
 }
 
@@ -339,12 +493,12 @@ mod tests {
     async fn expired_entries_stop_counting_and_capacity_is_enforced() {
         let store = InMemoryRevocationStore::with_capacity(2);
         let now = now_secs();
-        store.revoke_token("old", now - 10).await.unwrap();
+        store.revoke_token("old", now - 400).await.unwrap();
         assert!(!store
             .is_revoked(&TokenFacts::new(now + 5).jti("old"))
             .unwrap());
         store.revoke_token("a", now + 60).await.unwrap();
-        // Full: the expired entry is pruned to make room.
+        // Full: the entry past exp + grace is pruned to make room.
         store.revoke_token("b", now + 60).await.unwrap();
         assert!(matches!(
             store.revoke_token("c", now + 60).await,

@@ -12,7 +12,7 @@ use jsonwebtoken::jwk::JwkSet;
 
 use crate::error::ConfigError;
 use crate::issue::SigningKey;
-use crate::key::{alg_name, Key, KeyLookup, KeyProvider};
+use crate::key::{alg_name, answers_kid, Key, KeyLookup, KeyProvider};
 use crate::verify::now_secs;
 
 /// The default time a retired key stays published and accepted: long
@@ -143,10 +143,11 @@ impl KeyRing {
 
 impl KeyProvider for KeyRing {
     fn lookup(&self, _issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
-        let found: Vec<Arc<Key>> = self
-            .verification_keys()
+        let keys = self.verification_keys();
+        let n = keys.len();
+        let found: Vec<Arc<Key>> = keys
             .into_iter()
-            .filter(|k| alg_name(k.alg) == alg && kid.is_none_or(|kid| k.kid() == Some(kid)))
+            .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, n))
             .collect();
         if found.is_empty() {
             KeyLookup::NotFound

@@ -26,6 +26,10 @@ use crate::source::{Found, RequestHeaders, SourceError, Sources, TokenSource};
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The default clock-skew leeway for `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The largest leeway a verifier accepts (5 minutes). Revocation entries
+/// outlive their tokens' `exp` by this much, so no leeway can revive a
+/// revoked token.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// The default maximum lifetime (`exp - iat`) of an access token.
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
@@ -196,6 +200,7 @@ struct Settings {
     csrf: CsrfPolicy,
     reference_signatures: bool,
     cache: Option<crate::cache::TokenCache>,
+    clock: Option<Arc<dyn crate::clock::Clock>>,
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -238,11 +243,20 @@ pub enum Attempt {
 }
 
 /// A verification that waits for the key provider to refresh its keys.
-#[derive(Debug)]
+/// `Debug` never prints the token.
 pub struct PendingVerification {
     verifier: Verifier,
     token: String,
     found: Found,
+}
+
+impl fmt::Debug for PendingVerification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingVerification")
+            .field("token", &"<redacted>")
+            .field("found", &self.found)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PendingVerification {
@@ -399,6 +413,14 @@ impl Verifier {
         self.0.token_type
     }
 
+    /// Now, by this verifier's clock.
+    pub fn now(&self) -> i64 {
+        match &self.0.clock {
+            Some(c) => c.now(),
+            None => now_secs(),
+        }
+    }
+
     fn err(&self, e: AuthError) -> AuthError {
         e.with_realm(self.0.realm.clone())
     }
@@ -432,7 +454,7 @@ impl Verifier {
         let key = key.clone();
         let result = self.check_claims(&key, p, found).map_err(|e| self.err(e));
         if let (Some(cache), Ok(v)) = (&s.cache, &result) {
-            cache.insert(token, v.clone(), key, v.inner.registered.exp, now_secs());
+            cache.insert(token, v.clone(), key, v.inner.registered.exp, self.now());
         }
         Step::Done(result)
     }
@@ -453,7 +475,7 @@ impl Verifier {
         if !still_there {
             return None;
         }
-        let now = now_secs();
+        let now = self.now();
         if now > reg.exp.saturating_add(s.leeway) {
             return Some(Err(AuthErrorKind::Expired.into()));
         }
@@ -497,7 +519,7 @@ impl Verifier {
             }
         }
         let registered = p.registered;
-        let now = now_secs();
+        let now = self.now();
         if now > registered.exp.saturating_add(s.leeway) {
             return Err(AuthErrorKind::Expired.into());
         }
@@ -702,6 +724,7 @@ pub struct VerifierBuilder {
     csrf: CsrfPolicy,
     reference_signatures: bool,
     cache_capacity: Option<u64>,
+    clock: Option<Arc<dyn crate::clock::Clock>>,
     error: Option<ConfigError>,
 }
 
@@ -861,6 +884,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// This service is served over plain `http` (local development): its
+    /// own origin, for the CSRF check, is `http://` + `Host` instead of
+    /// `https://` + `Host`. Never in production: there, an `http://` page on
+    /// the same host (e.g. injected by a network attacker) would count as
+    /// the service's own origin.
+    pub fn insecure_plain_http_origin(mut self) -> Self {
+        self.csrf.plain_http = true;
+        self
+    }
+
     /// Turn off the CSRF check for cookie-authenticated requests. Only safe
     /// when cookies are `SameSite=Strict` and every subdomain is trusted, or
     /// when another layer already defends against CSRF.
@@ -888,6 +921,13 @@ impl VerifierBuilder {
         self
     }
 
+    /// Judge `exp`, `nbf` and `iat` by this clock instead of the system
+    /// clock (e.g. a cluster clock; [`crate::Sessions`] sets its store's).
+    pub fn clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Check the whole configuration and freeze it.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         ensure_crypto()?;
@@ -907,7 +947,7 @@ impl VerifierBuilder {
             None => Arc::new(self.keys),
         };
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
-        if leeway > Duration::from_secs(300) {
+        if leeway > MAX_LEEWAY {
             return Err(ConfigError::InvalidSetting("leeway above 5 minutes".into()));
         }
         let max_token_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
@@ -951,6 +991,7 @@ impl VerifierBuilder {
             csrf: self.csrf,
             reference_signatures: self.reference_signatures,
             cache: self.cache_capacity.map(crate::cache::TokenCache::new),
+            clock: self.clock,
         })))
     }
 }

@@ -32,7 +32,7 @@ mod service;
 
 pub use future::ResponseFuture;
 pub use layer::JwtAuth;
-pub use rejection::{error_response, DefaultRejection, Rejection};
+pub use rejection::{endpoint_response, error_response, DefaultRejection, Rejection};
 pub use roles::{check_roles, RequireRoles, RequireRolesService};
 pub use service::JwtAuthService;
 

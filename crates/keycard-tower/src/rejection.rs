@@ -4,7 +4,7 @@
 
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
-use keycard_core::AuthError;
+use keycard_core::{AuthError, EndpointResponse};
 
 /// Turns an [`AuthError`] into a response. Implemented by
 /// [`DefaultRejection`] and by every `Fn(AuthError) -> Response<B>`.
@@ -50,5 +50,28 @@ pub fn error_response<B: From<String>>(error: AuthError) -> Response<B> {
         headers.insert(WWW_AUTHENTICATE, value);
     }
     res.extensions_mut().insert(error);
+    res
+}
+
+/// An [`EndpointResponse`] (from the core's refresh, login and logout
+/// helpers) as an HTTP response: its status, JSON body, `Set-Cookie` values
+/// and challenge, with `Cache-Control: no-store`.
+pub fn endpoint_response<B: From<String>>(answer: EndpointResponse) -> Response<B> {
+    let mut res = Response::new(B::from(answer.body));
+    *res.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(challenge) = answer.www_authenticate {
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            headers.insert(WWW_AUTHENTICATE, v);
+        }
+    }
+    for cookie in answer.set_cookies {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            headers.append(http::header::SET_COOKIE, v);
+        }
+    }
     res
 }

@@ -1,0 +1,154 @@
+//! How to reach Redis and name the keys: [`RedisConfig`] and the key layout.
+//! Holds no connection and starts nothing.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keycard_core::{Clock, SystemClock};
+
+/// How to reach Redis and name the keys. `Debug` hides any password in the
+/// URL.
+#[derive(Clone)]
+#[must_use]
+pub struct RedisConfig {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) timeout: Duration,
+    pub(crate) health_interval: Duration,
+    pub(crate) max_staleness: Duration,
+    pub(crate) local_clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("health_interval", &self.health_interval)
+            .field("max_staleness", &self.max_staleness)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with any user and password replaced, safe to log:
+/// `redis://user:secret@host:6379/0` becomes `redis://<redacted>@host:6379/0`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable url>".into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+impl RedisConfig {
+    /// Connect to `url` (`redis://host:port/db`) with prefix `keycard:`,
+    /// a 1 s operation timeout, a 500 ms heartbeat, and a view that fails
+    /// closed once it has not proven itself current for 3 s.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "keycard:".into(),
+            timeout: Duration::from_secs(1),
+            health_interval: Duration::from_millis(500),
+            max_staleness: Duration::from_secs(3),
+            local_clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Prefix for every key and channel (to share one Redis between apps).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Timeout for connecting and for each operation.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How often the sync task sends a heartbeat through its own
+    /// subscription (and pings Redis, and reads the Redis clock).
+    pub fn health_interval(mut self, every: Duration) -> Self {
+        self.health_interval = every;
+        self
+    }
+
+    /// How long the local view may go without proving itself current (a
+    /// heartbeat published after every acknowledged revocation came back
+    /// through the subscription) before checks fail closed (503) and the
+    /// subscription is rebuilt. Default 3 s; at least twice the health
+    /// interval.
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.max_staleness = bound;
+        self
+    }
+
+    /// The node's own clock (default: the system clock). The stores measure
+    /// its offset to the Redis server's clock and answer
+    /// [`keycard_core::RevocationStore::now`] by Redis time, so nodes whose
+    /// clocks disagree still issue, verify and cut off by one clock. Tests
+    /// pass a [`keycard_core::SkewedClock`] to play a node whose clock is off.
+    pub fn local_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.local_clock = clock;
+        self
+    }
+}
+
+/// The key layout under the prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    pub(crate) jti: String,
+    pub(crate) sid: String,
+    pub(crate) sub: String,
+    pub(crate) subcut: String,
+    pub(crate) channel: String,
+    pub(crate) heartbeat: String,
+    pub(crate) family: String,
+    pub(crate) subject_families: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str, node: &str) -> Self {
+        Self {
+            jti: format!("{prefix}rev:jti"),
+            sid: format!("{prefix}rev:sid"),
+            sub: format!("{prefix}rev:sub"),
+            subcut: format!("{prefix}rev:subcut"),
+            channel: format!("{prefix}rev:events"),
+            heartbeat: format!("{prefix}rev:hb:{node}"),
+            family: format!("{prefix}rf:"),
+            subject_families: format!("{prefix}rfsub:"),
+        }
+    }
+
+    pub(crate) fn family(&self, sid: &str) -> String {
+        format!("{}{sid}", self.family)
+    }
+
+    pub(crate) fn subject(&self, sub: &str) -> String {
+        format!("{}{sub}", self.subject_families)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://user:hunter2@db.example:6379/0"),
+            "redis://<redacted>@db.example:6379/0"
+        );
+        assert_eq!(redact_url("rediss://:pw@h/1"), "rediss://<redacted>@h/1");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        let dbg = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+}

@@ -1,0 +1,142 @@
+//! The cluster refresh-family store: every operation is one Lua script, so
+//! of N concurrent rotations across any number of nodes exactly one wins,
+//! and a reuse marks the family and revokes its session in one step.
+
+use std::fmt;
+use std::sync::Arc;
+
+use keycard_core::{
+    BoxFuture, Committed, EntryKind, NewFamily, RefreshStore, RevocationEntry, RotateRequest,
+    Rotation, StoreError,
+};
+
+use crate::scripts::{END_SCRIPT, ROTATE_SCRIPT, START_SCRIPT};
+use crate::{unavailable, with_timeout, Shared};
+
+/// The cluster refresh-family store (see the crate docs).
+pub struct RedisRefreshStore(pub(crate) Arc<Shared>);
+
+impl fmt::Debug for RedisRefreshStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRefreshStore")
+            .field("prefix", &self.0.keys.family)
+            .finish()
+    }
+}
+
+impl RedisRefreshStore {
+    async fn end_one(&self, sid: &str) -> Result<(), StoreError> {
+        let keys = &self.0.keys;
+        let mut conn = self.0.conn.clone();
+        let mut inv = END_SCRIPT.prepare_invoke();
+        inv.key(keys.family(sid))
+            .arg(sid)
+            .arg(&keys.subject_families);
+        with_timeout(self.0.timeout, inv.invoke_async::<i64>(&mut conn)).await?;
+        Ok(())
+    }
+}
+
+fn field(reply: &[String], i: usize) -> Result<&str, StoreError> {
+    reply
+        .get(i)
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("rotate reply has no field {i}")))
+}
+
+fn number(reply: &[String], i: usize) -> Result<i64, StoreError> {
+    field(reply, i)?
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("rotate reply field {i} is not a number")))
+}
+
+impl RefreshStore for RedisRefreshStore {
+    fn start<'a>(&'a self, f: NewFamily<'a>) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let keys = &self.0.keys;
+            let mut conn = self.0.conn.clone();
+            let mut inv = START_SCRIPT.prepare_invoke();
+            inv.key(keys.family(f.sid))
+                .key(keys.subject(f.sub))
+                .arg(f.jti)
+                .arg(f.session_expires_at)
+                .arg(f.sub)
+                .arg(f.now)
+                .arg(f.max_per_subject.min(i64::MAX as usize) as i64)
+                .arg(f.sid);
+            let evicted: Vec<String> =
+                with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
+            for sid in &evicted {
+                self.end_one(sid).await?;
+            }
+            Ok(evicted)
+        })
+    }
+
+    fn rotate<'a>(&'a self, r: RotateRequest<'a>) -> BoxFuture<'a, Result<Rotation, StoreError>> {
+        Box::pin(async move {
+            let keys = &self.0.keys;
+            let mut conn = self.0.conn.clone();
+            let mut inv = ROTATE_SCRIPT.prepare_invoke();
+            inv.key(keys.family(r.sid))
+                .key(&keys.sid)
+                .arg(r.presented)
+                .arg(r.next)
+                .arg(r.access_jti)
+                .arg(r.now)
+                .arg(r.reuse_grace)
+                .arg(r.reuse_revokes_until)
+                .arg(&keys.channel)
+                .arg(r.sid);
+            let reply: Vec<String> =
+                with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
+            Ok(match field(&reply, 0)? {
+                "rotated" => Rotation::Rotated {
+                    session_expires_at: number(&reply, 1)?,
+                },
+                "already" => Rotation::AlreadyRotated(Committed {
+                    session_expires_at: number(&reply, 1)?,
+                    next: field(&reply, 2)?.to_owned(),
+                    access_jti: field(&reply, 3)?.to_owned(),
+                    rotated_at: number(&reply, 4)?,
+                }),
+                "reused" => {
+                    // The script revoked the session too: apply it here at
+                    // once, before the announcement echoes back.
+                    self.0.view.apply(&RevocationEntry::new(
+                        EntryKind::Session,
+                        r.sid,
+                        r.reuse_revokes_until,
+                        0,
+                    ));
+                    Rotation::Reused
+                }
+                "unknown" => Rotation::Unknown,
+                other => return Err(unavailable(format!("unexpected rotate reply {other:?}"))),
+            })
+        })
+    }
+
+    fn end<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.end_one(sid))
+    }
+
+    fn end_subject<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.0.conn.clone();
+            let sids: Vec<String> = with_timeout(
+                self.0.timeout,
+                redis::cmd("ZRANGE")
+                    .arg(self.0.keys.subject(sub))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+            for sid in &sids {
+                self.end_one(sid).await?;
+            }
+            Ok(sids)
+        })
+    }
+}

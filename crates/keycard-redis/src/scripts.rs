@@ -1,0 +1,91 @@
+//! The Lua scripts: each write is one atomic script, so a write counts only
+//! once Redis acknowledged all of it. Scripts read the time from Redis
+//! itself where they judge expiry. Nothing here talks to the network.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Add or widen a denylist entry, prune entries past `exp` + grace, and
+/// announce it.
+/// KEYS: zset of the kind, subject cut-off hash.
+/// ARGV: kind, id, exp, cutoff, channel, grace seconds.
+const REVOKE: &str = r"
+local t = redis.call('TIME')
+local horizon = tonumber(t[1]) - tonumber(ARGV[6])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[2])
+if ARGV[1] == 'sub' then
+  local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. horizon)
+  for _, m in ipairs(old) do redis.call('HDEL', KEYS[2], m) end
+  local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '-9e18')
+  if tonumber(ARGV[4]) > cur then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. horizon)
+redis.call('PUBLISH', ARGV[5], ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[2])
+return 1
+";
+
+/// Start a family and index it under its subject; returns the sids of the
+/// subject's oldest families beyond the cap (the caller ends them).
+/// KEYS: family hash, subject index (zset sid -> session end).
+/// ARGV: first jti, session end, sub, now, cap, sid.
+const START: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'exp', ARGV[2], 'sub', ARGV[3], 'st', 'live')
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+local over = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[5])
+local evicted = {}
+if over > 0 then
+  evicted = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+  for _, s in ipairs(evicted) do redis.call('ZREM', KEYS[2], s) end
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[6])
+redis.call('EXPIREAT', KEYS[2], ARGV[2], 'GT')
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIREAT', KEYS[2], ARGV[2]) end
+return evicted
+";
+
+/// Rotate a family. Replies `{'rotated', exp}`, `{'already', exp, next,
+/// access_jti, rotated_at}`, `{'reused'}` or `{'unknown'}`. On reuse the
+/// family is marked and the session's tokens are revoked in the same step.
+/// KEYS: family hash, sid revocation zset.
+/// ARGV: presented, next, access jti, now, grace, revoke-until, channel, sid.
+const ROTATE: &str = r"
+local h = redis.call('HMGET', KEYS[1], 'cur', 'exp', 'st', 'prev', 'nxt', 'nat', 'rat')
+if not h[1] then return {'unknown'} end
+if h[3] == 'reuse' then return {'reused'} end
+local now = tonumber(ARGV[4])
+if tonumber(h[2]) < now then return {'unknown'} end
+if h[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'nxt', ARGV[2], 'nat', ARGV[3], 'rat', ARGV[4])
+  return {'rotated', h[2]}
+end
+if h[4] == ARGV[1] and h[1] == h[5] then
+  local grace = tonumber(ARGV[5])
+  if h[5] == ARGV[2] or (grace > 0 and now - tonumber(h[7]) <= grace) then
+    return {'already', h[2], h[5], h[6], h[7]}
+  end
+end
+redis.call('HSET', KEYS[1], 'st', 'reuse')
+redis.call('ZADD', KEYS[2], 'GT', ARGV[6], ARGV[8])
+redis.call('PUBLISH', ARGV[7], 'sid ' .. ARGV[6] .. ' 0 ' .. ARGV[8])
+return {'reused'}
+";
+
+/// End a family: unindex it from its subject and delete it. The subject
+/// index key is derived from the family's own `sub` field (same key prefix,
+/// so the same hash tag when one is used).
+/// KEYS: family hash. ARGV: sid, subject index prefix.
+const END: &str = r"
+local sub = redis.call('HGET', KEYS[1], 'sub')
+if sub then redis.call('ZREM', ARGV[2] .. sub, ARGV[1]) end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+// Hashed once; invoked by EVALSHA with a fallback to EVAL.
+pub(crate) static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE));
+pub(crate) static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(START));
+pub(crate) static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE));
+pub(crate) static END_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(END));

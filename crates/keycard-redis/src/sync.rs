@@ -1,0 +1,241 @@
+//! The background task that keeps a node's view current: subscribe, load a
+//! snapshot, follow announcements, and prove liveness through the
+//! subscription itself. On any failure it marks the view not current and
+//! starts over. It owns no request-path state besides the view.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use keycard_core::{Denylist, EntryKind, RevocationEntry, StoreError, REVOCATION_GRACE};
+use redis::aio::ConnectionManager;
+use redis::Client;
+use tokio::time::Instant;
+
+use crate::config::Keys;
+use crate::view::View;
+use crate::{revoke, unavailable, with_timeout};
+
+/// Parse an announcement: `kind exp cutoff id`.
+pub(crate) fn parse_event(payload: &str) -> Option<RevocationEntry> {
+    let mut it = payload.splitn(4, ' ');
+    let kind = match it.next()? {
+        "jti" => EntryKind::Token,
+        "sid" => EntryKind::Session,
+        "sub" => EntryKind::Subject,
+        _ => return None,
+    };
+    let exp = it.next()?.parse().ok()?;
+    let cutoff = it.next()?.parse().ok()?;
+    Some(RevocationEntry::new(kind, it.next()?, exp, cutoff))
+}
+
+pub(crate) fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Token => "jti",
+        EntryKind::Session => "sid",
+        _ => "sub",
+    }
+}
+
+/// Load the live entries from Redis.
+async fn snapshot(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    timeout: Duration,
+    now: i64,
+) -> Result<Denylist, StoreError> {
+    let horizon = now - REVOCATION_GRACE.as_secs() as i64;
+    type Pairs = Vec<(String, i64)>;
+    let (jti, sid, sub, cut): (Pairs, Pairs, Pairs, Vec<(String, i64)>) = with_timeout(
+        timeout * 5,
+        redis::pipe()
+            .atomic()
+            .cmd("ZRANGEBYSCORE")
+            .arg(&keys.jti)
+            .arg(horizon)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .cmd("ZRANGEBYSCORE")
+            .arg(&keys.sid)
+            .arg(horizon)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .cmd("ZRANGEBYSCORE")
+            .arg(&keys.sub)
+            .arg(horizon)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .cmd("HGETALL")
+            .arg(&keys.subcut)
+            .query_async(conn),
+    )
+    .await?;
+    let mut list = Denylist::default();
+    for (id, exp) in jti {
+        list.insert(&RevocationEntry::new(EntryKind::Token, id, exp, 0));
+    }
+    for (id, exp) in sid {
+        list.insert(&RevocationEntry::new(EntryKind::Session, id, exp, 0));
+    }
+    let cut: std::collections::HashMap<String, i64> = cut.into_iter().collect();
+    for (id, exp) in sub {
+        let c = cut.get(&id).copied().unwrap_or(exp);
+        list.insert(&RevocationEntry::new(EntryKind::Subject, id, exp, c));
+    }
+    Ok(list)
+}
+
+/// Read the Redis clock and record its offset to the local one.
+pub(crate) async fn measure_clock(
+    conn: &mut ConnectionManager,
+    view: &View,
+    timeout: Duration,
+) -> Result<(), StoreError> {
+    let before = view.local_millis();
+    let (secs, micros): (i64, i64) =
+        with_timeout(timeout, redis::cmd("TIME").query_async(conn)).await?;
+    let after = view.local_millis();
+    let redis_ms = secs * 1000 + micros / 1000;
+    view.set_clock_offset_ms(redis_ms - (before + after) / 2);
+    Ok(())
+}
+
+pub(crate) struct Sync {
+    pub(crate) client: Client,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) keys: Keys,
+    pub(crate) view: Arc<View>,
+    pub(crate) timeout: Duration,
+    pub(crate) health: Duration,
+}
+
+impl Sync {
+    /// Subscribe, resync, follow announcements; on any failure mark the
+    /// view not current and start over.
+    pub(crate) async fn run_forever(mut self) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::warn!(error = %e, "keycard-redis: revocation view not current; resyncing");
+            } else {
+                backoff = Duration::from_millis(50);
+            }
+            self.view.set_current(false);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    async fn run_once(&mut self) -> Result<(), StoreError> {
+        let (keys, view, timeout) = (&self.keys, &*self.view, self.timeout);
+        let mut pubsub = with_timeout(timeout, self.client.get_async_pubsub()).await?;
+        with_timeout(timeout, pubsub.subscribe(&keys.channel)).await?;
+        with_timeout(timeout, pubsub.subscribe(&keys.heartbeat)).await?;
+        // Subscribed first, so nothing announced from here on is missed:
+        // once the snapshot is in, the view holds everything acknowledged
+        // before it was asked for.
+        let asked = Instant::now();
+        measure_clock(&mut self.conn, view, timeout).await?;
+        let remote = snapshot(&mut self.conn, keys, timeout, view.now()).await?;
+        let now = view.now();
+        let missing = view.update(|local| {
+            local.prune(now);
+            let missing: Vec<RevocationEntry> = local
+                .entries()
+                .filter(|e| match remote.get(e.kind, &e.id) {
+                    None => true,
+                    Some(r) => r.exp < e.exp || r.cutoff < e.cutoff,
+                })
+                .collect();
+            for e in remote.entries() {
+                local.insert(&e);
+            }
+            missing
+        });
+        // Redis lost entries this node knows (e.g. a restart without
+        // persistence): write them back so every node learns them again.
+        for e in &missing {
+            revoke(&mut self.conn, keys, timeout, e).await?;
+        }
+        view.prove(asked);
+        view.set_current(true);
+        let mut messages = pubsub.into_on_message();
+        let mut ticker = tokio::time::interval(self.health);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Heartbeats in flight: (sequence number, when it was published).
+        let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
+        let mut seq: u64 = 0;
+        loop {
+            tokio::select! {
+                msg = messages.next() => {
+                    let Some(msg) = msg else {
+                        return Err(unavailable("subscription closed"));
+                    };
+                    let payload = String::from_utf8_lossy(msg.get_payload_bytes());
+                    if msg.get_channel_name() == keys.heartbeat {
+                        // Everything acknowledged before this heartbeat was
+                        // published has reached us: the view is current as
+                        // of then.
+                        let Ok(n) = payload.parse::<u64>() else { continue };
+                        while let Some((s, at)) = sent.front().copied() {
+                            if s > n { break; }
+                            sent.pop_front();
+                            if s == n { view.prove(at); }
+                        }
+                        continue;
+                    }
+                    match parse_event(&payload) {
+                        Some(entry) => view.apply(&entry),
+                        None => tracing::warn!("keycard-redis: ignoring a malformed announcement"),
+                    }
+                }
+                _ = ticker.tick() => {
+                    seq += 1;
+                    let at = Instant::now();
+                    with_timeout(
+                        timeout,
+                        redis::cmd("PUBLISH").arg(&keys.heartbeat).arg(seq).query_async::<i64>(&mut self.conn),
+                    )
+                    .await?;
+                    sent.push_back((seq, at));
+                    if sent.len() > 1024 {
+                        sent.pop_front();
+                    }
+                    measure_clock(&mut self.conn, view, timeout).await?;
+                    let now = view.now();
+                    if view.snapshot().has_expired(now) {
+                        view.update(|l| l.prune(now));
+                    }
+                    if view.lag() > view.max_staleness() {
+                        // The subscription went silent (a dropped flow that
+                        // never closed): rebuild it rather than keep
+                        // answering from a view that may be stale.
+                        return Err(unavailable(format!(
+                            "no heartbeat came back through the subscription for {:?}",
+                            view.lag()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_parse_and_ids_may_contain_spaces() {
+        let e = parse_event("sub 100 50 john smith").unwrap();
+        assert_eq!(
+            (e.kind, e.exp, e.cutoff, &*e.id),
+            (EntryKind::Subject, 100, 50, "john smith")
+        );
+        assert!(parse_event("bogus 1 2 x").is_none());
+        assert!(parse_event("jti x 2 y").is_none());
+        assert!(parse_event("jti 1").is_none());
+    }
+}

@@ -1,0 +1,119 @@
+//! A node's local view of the shared denylist, and the Redis clock. Checks
+//! read a snapshot without any lock; updates copy it in O(1) and insert in
+//! O(log n) under a writer mutex the request path never takes. The view
+//! answers only while it can prove it is current; it never talks to Redis
+//! itself (the sync task does).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use keycard_core::{Clock, Denylist, RevocationEntry, StoreError, TokenFacts};
+use tokio::time::Instant;
+
+pub(crate) struct View {
+    list: ArcSwap<Denylist>,
+    writer: Mutex<()>,
+    /// Synced at least once since the last failure of the subscription.
+    current: AtomicBool,
+    /// When the view was last proven current: milliseconds after `base` of
+    /// the moment before a heartbeat (or snapshot) whose effect reached it.
+    proven_ms: AtomicU64,
+    base: Instant,
+    max_staleness: Duration,
+    /// Redis time minus local time, in milliseconds.
+    clock_offset_ms: AtomicI64,
+    local_clock: Arc<dyn Clock>,
+}
+
+impl View {
+    pub(crate) fn new(max_staleness: Duration, local_clock: Arc<dyn Clock>) -> Self {
+        Self {
+            list: ArcSwap::from_pointee(Denylist::default()),
+            writer: Mutex::new(()),
+            current: AtomicBool::new(false),
+            proven_ms: AtomicU64::new(0),
+            base: Instant::now(),
+            max_staleness,
+            clock_offset_ms: AtomicI64::new(0),
+            local_clock,
+        }
+    }
+
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut Denylist) -> T) -> T {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = Denylist::clone(&self.list.load());
+        let out = f(&mut list);
+        self.list.store(Arc::new(list));
+        out
+    }
+
+    pub(crate) fn apply(&self, entry: &RevocationEntry) {
+        if self.list.load().get(entry.kind, &entry.id).as_ref() == Some(entry) {
+            return;
+        }
+        self.update(|l| l.insert(entry));
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Denylist> {
+        self.list.load_full()
+    }
+
+    /// Milliseconds since `base` at instant `t`.
+    pub(crate) fn stamp(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The view held everything acknowledged before `t`.
+    pub(crate) fn prove(&self, t: Instant) {
+        self.proven_ms.fetch_max(self.stamp(t), Ordering::AcqRel);
+    }
+
+    pub(crate) fn set_current(&self, current: bool) {
+        self.current.store(current, Ordering::Release);
+    }
+
+    /// How long ago the view was last proven current.
+    pub(crate) fn lag(&self) -> Duration {
+        let now = self.stamp(Instant::now());
+        Duration::from_millis(now.saturating_sub(self.proven_ms.load(Ordering::Acquire)))
+    }
+
+    /// Synced, and proven current within the bound.
+    pub(crate) fn is_current(&self) -> bool {
+        self.current.load(Ordering::Acquire) && self.lag() <= self.max_staleness
+    }
+
+    pub(crate) fn max_staleness(&self) -> Duration {
+        self.max_staleness
+    }
+
+    pub(crate) fn check(&self, t: &TokenFacts<'_>) -> Result<bool, StoreError> {
+        if !self.is_current() {
+            return Err(StoreError::NotCurrent);
+        }
+        Ok(self.list.load().contains(t, self.now()))
+    }
+
+    /// Now by the Redis clock (the local clock plus its measured offset).
+    pub(crate) fn now(&self) -> i64 {
+        self.local_clock
+            .now_millis()
+            .saturating_add(self.clock_offset_ms.load(Ordering::Relaxed))
+            .div_euclid(1000)
+    }
+
+    pub(crate) fn local_millis(&self) -> i64 {
+        self.local_clock.now_millis()
+    }
+
+    pub(crate) fn set_clock_offset_ms(&self, ms: i64) {
+        self.clock_offset_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Redis time minus local time, in milliseconds.
+    pub(crate) fn clock_offset_ms(&self) -> i64 {
+        self.clock_offset_ms.load(Ordering::Relaxed)
+    }
+}
