@@ -31,6 +31,9 @@ pub enum AuthErrorKind {
     UnsupportedHeader,
     /// No configured key matches the token's `kid` and `alg` (401).
     UnknownKey,
+    /// A key with the token's `kid` is known, but the token's algorithm is
+    /// not allowed for it, or not allowed at all (401 `invalid_token`).
+    AlgorithmNotAllowed,
     /// The signature does not verify (401 `invalid_token`).
     BadSignature,
     /// `exp` is in the past (beyond the leeway) (401 `invalid_token`).
@@ -76,6 +79,7 @@ impl AuthErrorKind {
             Self::TokenTooLarge => "the token is too large",
             Self::UnsupportedHeader => "the token header is not supported",
             Self::UnknownKey => "the token was signed by an unknown key",
+            Self::AlgorithmNotAllowed => "the token's algorithm is not allowed for its key",
             Self::BadSignature => "the token signature is invalid",
             Self::Expired => "the token has expired",
             Self::NotYetValid => "the token is not valid yet",

@@ -108,7 +108,7 @@ pub struct JwksBuilder {
     max_stale: Duration,
     max_bytes: usize,
     max_keys: usize,
-    rsa_alg: Algorithm,
+    algorithms: Vec<Algorithm>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ impl JwksBuilder {
             max_stale: Duration::from_secs(24 * 3600),
             max_bytes: 256 * 1024,
             max_keys: 64,
-            rsa_alg: Algorithm::RS256,
+            algorithms: ASYMMETRIC_ALGORITHMS.to_vec(),
         }
     }
 
@@ -181,9 +181,14 @@ impl JwksBuilder {
         self
     }
 
-    /// The algorithm for RSA keys that carry no `alg` (default RS256).
-    pub fn rsa_algorithm(mut self, alg: Algorithm) -> Self {
-        self.rsa_alg = alg;
+    /// The algorithms keys from this source may verify (Spring and Nimbus
+    /// call this the JWS algorithm set). Default: every asymmetric
+    /// algorithm keycard supports ([`ASYMMETRIC_ALGORITHMS`]). A JWK
+    /// naming an algorithm outside the set is skipped; a JWK without `alg`
+    /// serves every allowed algorithm of its own family (an RSA key: RS*
+    /// and PS*). HMAC is never taken from a JWKS, whatever the set says.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algs.into_iter().collect();
         self
     }
 
@@ -574,8 +579,11 @@ pub fn parse_document(body: &[u8]) -> Result<Vec<Key>, String> {
         .collect())
 }
 
-/// Parse and filter a JWKS document. An error (not JSON, no `keys`, too
-/// many keys, no usable key) leaves the previous keys in place.
+/// Parse and filter a JWKS document. An error (not JSON, no `keys`, no
+/// usable key) leaves the previous keys in place. A document with more keys
+/// than the limit keeps its first `max_keys` keys (identity providers list
+/// their current keys first; keycard's own key ring publishes newest first)
+/// and warns, rather than throwing away the usable ones.
 pub(crate) fn parse_jwks(body: &[u8], cfg: &JwksBuilder) -> Result<Vec<Arc<Key>>, String> {
     let doc: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_owned())?;
     let keys = doc
@@ -583,22 +591,24 @@ pub(crate) fn parse_jwks(body: &[u8], cfg: &JwksBuilder) -> Result<Vec<Arc<Key>>
         .and_then(Value::as_array)
         .ok_or_else(|| "no \"keys\" array".to_owned())?;
     if keys.len() > cfg.max_keys {
-        return Err(format!(
-            "{} keys, more than the limit of {}",
-            keys.len(),
-            cfg.max_keys
-        ));
+        tracing::warn!(
+            keys = keys.len(),
+            limit = cfg.max_keys,
+            "JWKS holds more keys than the limit; keeping the first ones"
+        );
     }
     let mut out: Vec<Arc<Key>> = Vec::new();
-    for raw in keys {
-        match usable_key(raw, cfg) {
-            Ok(key) => {
-                if key.kid().is_some()
-                    && out.iter().any(|k| k.kid() == key.kid() && k.alg == key.alg)
-                {
-                    continue;
+    for raw in keys.iter().take(cfg.max_keys) {
+        match usable_keys(raw, cfg) {
+            Ok(keys) => {
+                for key in keys {
+                    if key.kid().is_some()
+                        && out.iter().any(|k| k.kid() == key.kid() && k.alg == key.alg)
+                    {
+                        continue;
+                    }
+                    out.push(Arc::new(key));
                 }
-                out.push(Arc::new(key));
             }
             Err(Skip::Mismatch(why)) => {
                 tracing::warn!(reason = %why, "JWKS key skipped: its type does not fit its algorithm")
@@ -617,14 +627,33 @@ enum Skip {
     /// The key's type does not fit its algorithm (warned about: either a
     /// broken identity provider or an attack).
     Mismatch(String),
-    /// Not a usable signature key (encryption keys, unsupported types).
+    /// Not a usable signature key (encryption keys, unsupported types,
+    /// algorithms outside the allow-list).
     Other(String),
 }
 
-fn usable_key(raw: &Value, cfg: &JwksBuilder) -> Result<Key, Skip> {
+/// The asymmetric algorithms keycard verifies: the default allow-list for
+/// remote keys.
+pub const ASYMMETRIC_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// The keys one JWK yields: one for its `alg`, or, without `alg`, one per
+/// allowed algorithm of its family (RFC 7517 §4.4 makes `alg` optional; an
+/// RSA key then serves RS* and PS*, never anything else).
+fn usable_keys(raw: &Value, cfg: &JwksBuilder) -> Result<Vec<Key>, Skip> {
     let other = Skip::Other;
+    let raw = crate::key::normalize_jwk_alg(raw);
     let jwk: Jwk =
-        serde_json::from_value(raw.clone()).map_err(|e| other(format!("not a JWK: {e}")))?;
+        serde_json::from_value(raw.into_owned()).map_err(|e| other(format!("not a JWK: {e}")))?;
     if let Some(u) = &jwk.common.public_key_use {
         if *u != PublicKeyUse::Signature {
             return Err(other("not a signature key".into()));
@@ -635,32 +664,46 @@ fn usable_key(raw: &Value, cfg: &JwksBuilder) -> Result<Key, Skip> {
             return Err(other("key_ops does not allow verify".into()));
         }
     }
-    let default_alg = match &jwk.algorithm {
+    let family: Vec<Algorithm> = match &jwk.algorithm {
         AlgorithmParameters::OctetKey(_) => {
             // Never a secret from a document anyone can read.
             return Err(Skip::Mismatch(
                 "symmetric (oct) keys are never taken from a JWKS".into(),
             ));
         }
-        AlgorithmParameters::RSA(_) => cfg.rsa_alg,
+        AlgorithmParameters::RSA(_) => ASYMMETRIC_ALGORITHMS[..6].to_vec(),
         AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => Algorithm::ES256,
-            EllipticCurve::P384 => Algorithm::ES384,
+            EllipticCurve::P256 => vec![Algorithm::ES256],
+            EllipticCurve::P384 => vec![Algorithm::ES384],
             _ => return Err(other("unsupported curve".into())),
         },
-        AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+        AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
         _ => return Err(other("unsupported key type".into())),
     };
-    let alg = match jwk.common.key_algorithm {
-        Some(_) => None,
-        None => Some(default_alg),
-    };
-    Key::from_jwk(&jwk, alg).map_err(|e| match e {
+    let map_err = |e: ConfigError| match e {
         ConfigError::KeyTypeMismatch { .. } | ConfigError::KeyAlgorithmMismatch(_) => {
             Skip::Mismatch(e.to_string())
         }
         e => other(e.to_string()),
-    })
+    };
+    if jwk.common.key_algorithm.is_some() {
+        let key = Key::from_jwk(&jwk, None).map_err(map_err)?;
+        if !cfg.algorithms.contains(&key.alg) {
+            return Err(other(format!("{:?} is not an allowed algorithm", key.alg)));
+        }
+        return Ok(vec![key]);
+    }
+    let allowed: Vec<Algorithm> = family
+        .into_iter()
+        .filter(|a| cfg.algorithms.contains(a))
+        .collect();
+    if allowed.is_empty() {
+        return Err(other("no allowed algorithm fits this key".into()));
+    }
+    allowed
+        .into_iter()
+        .map(|a| Key::from_jwk(&jwk, Some(a)).map_err(map_err))
+        .collect()
 }
 
 impl KeyProvider for RemoteJwks {
@@ -689,6 +732,9 @@ impl KeyProvider for RemoteJwks {
             .collect();
         if !found.is_empty() {
             KeyLookup::Found(found)
+        } else if crate::key::kid_known(snap.keys.iter(), kid) {
+            // A refetch would not change what this key serves.
+            KeyLookup::AlgorithmNotAllowed
         } else if inner.cooling_down() {
             // A negative answer, cached for the cooldown.
             KeyLookup::NotFound
@@ -798,9 +844,26 @@ mod tests {
         );
         assert!(parse_jwks(b"garbage", &cfg).is_err());
         assert!(parse_jwks(br#"{"keys": 1}"#, &cfg).is_err());
-        let many = serde_json::json!({"keys": vec![serde_json::json!({}); 65]});
-        assert!(parse_jwks(many.to_string().as_bytes(), &cfg)
-            .unwrap_err()
-            .contains("limit"));
+        // Too many keys: the first ones are kept, not all thrown away.
+        let ed = |i: u8| {
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": format!("k{i}"),
+            "x": crate::b64::encode(&[i; 32])})
+        };
+        let many = serde_json::json!({"keys": (0..70).map(ed).collect::<Vec<_>>()});
+        let kept = parse_jwks(many.to_string().as_bytes(), &cfg).unwrap();
+        assert_eq!(kept.len(), 64);
+        assert_eq!(kept[0].kid(), Some("k0"));
+        // Without alg, an RSA key serves every allowed RSA algorithm, and
+        // only those; an allow-list narrows it.
+        let rsa = serde_json::json!({"keys": [{"kty": "RSA", "kid": "r",
+            "n": crate::b64::encode(&[0xc5; 256]), "e": "AQAB"}]});
+        let keys = parse_jwks(rsa.to_string().as_bytes(), &cfg).unwrap();
+        let algs: Vec<_> = keys.iter().map(|k| k.algorithm()).collect();
+        assert_eq!(algs, ASYMMETRIC_ALGORITHMS[..6].to_vec());
+        let only_ps =
+            RemoteJwks::builder("https://x").algorithms([Algorithm::PS256, Algorithm::ES256]);
+        let keys = parse_jwks(rsa.to_string().as_bytes(), &only_ps).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].algorithm(), Algorithm::PS256);
     }
 }

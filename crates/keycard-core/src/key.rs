@@ -410,6 +410,21 @@ pub(crate) fn family(alg: Algorithm) -> Result<Family, ConfigError> {
     }
 }
 
+/// A JWK as JSON with RFC 9864's fully-specified `"alg": "Ed25519"` read as
+/// its deprecated alias `EdDSA` (the only Ed* algorithm keycard verifies;
+/// jsonwebtoken's JWK type does not know the new name).
+pub(crate) fn normalize_jwk_alg(
+    raw: &serde_json::Value,
+) -> std::borrow::Cow<'_, serde_json::Value> {
+    if raw.get("alg").and_then(serde_json::Value::as_str) == Some("Ed25519") {
+        let mut v = raw.clone();
+        v["alg"] = serde_json::Value::from("EdDSA");
+        std::borrow::Cow::Owned(v)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
 /// The token's algorithm name as it appears in a JOSE header.
 pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
     match alg {
@@ -511,6 +526,9 @@ pub enum KeyLookup {
     Found(Vec<Arc<Key>>),
     /// No key matches, and refreshing would not help (or was just tried).
     NotFound,
+    /// A key with the token's `kid` is known, but it does not serve the
+    /// token's algorithm (a different fault from an unknown `kid`).
+    AlgorithmNotAllowed,
     /// No key matches now; [`KeyProvider::refresh`] may find one.
     Refresh,
     /// The keys cannot be obtained at all right now (e.g. JWKS never loaded).
@@ -542,12 +560,22 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
 impl KeyProvider for KeySet {
     fn lookup(&self, _issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
         let found: Vec<Arc<Key>> = self.candidates(kid, alg).cloned().collect();
-        if found.is_empty() {
-            KeyLookup::NotFound
-        } else {
+        if !found.is_empty() {
             KeyLookup::Found(found)
+        } else if kid_known(self.keys.iter(), kid) {
+            KeyLookup::AlgorithmNotAllowed
+        } else {
+            KeyLookup::NotFound
         }
     }
+}
+
+/// Whether some key answers to the token's `kid` (whatever its algorithm).
+pub(crate) fn kid_known<'a>(
+    mut keys: impl Iterator<Item = &'a Arc<Key>>,
+    kid: Option<&str>,
+) -> bool {
+    kid.is_some_and(|kid| keys.any(|k| k.kid() == Some(kid)))
 }
 
 #[cfg(test)]

@@ -146,13 +146,16 @@ impl KeyProvider for KeyRing {
         let keys = self.verification_keys();
         let n = keys.len();
         let found: Vec<Arc<Key>> = keys
-            .into_iter()
+            .iter()
             .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, n))
+            .cloned()
             .collect();
-        if found.is_empty() {
-            KeyLookup::NotFound
-        } else {
+        if !found.is_empty() {
             KeyLookup::Found(found)
+        } else if crate::key::kid_known(keys.iter(), kid) {
+            KeyLookup::AlgorithmNotAllowed
+        } else {
+            KeyLookup::NotFound
         }
     }
 }

@@ -201,6 +201,7 @@ struct Settings {
     reference_signatures: bool,
     cache: Option<crate::cache::TokenCache>,
     clock: Option<Arc<dyn crate::clock::Clock>>,
+    algorithms: Option<Vec<&'static str>>,
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -439,6 +440,9 @@ impl Verifier {
             KeyLookup::Unavailable => {
                 return Step::Done(Err(self.err(AuthErrorKind::KeysUnavailable.into())))
             }
+            KeyLookup::AlgorithmNotAllowed => {
+                return Step::Done(Err(self.err(AuthErrorKind::AlgorithmNotAllowed.into())))
+            }
         };
         let signing_input = &token.as_bytes()[..p.signing_input_len];
         let signature = &token[p.signing_input_len + 1..];
@@ -611,11 +615,18 @@ fn owned(s: Option<crate::parse::Str<'_>>) -> Option<String> {
 
 /// The algorithm names keycard can verify; anything else (`none`, `ES512`,
 /// unknown) has no key.
+///
+/// RFC 9864's fully-specified `Ed25519` is the same algorithm as the
+/// deprecated polymorphic `EdDSA` over Ed25519 (the only curve keycard
+/// verifies), so both select EdDSA keys.
 fn known_alg(alg: &str) -> Option<&'static str> {
     const KNOWN: [&str; 12] = [
         "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
         "ES384", "EdDSA",
     ];
+    if alg == "Ed25519" {
+        return Some("EdDSA");
+    }
     KNOWN.iter().copied().find(|k| *k == alg)
 }
 
@@ -663,6 +674,12 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
         return Err(malformed("alg missing"));
     };
     let alg = known_alg(&alg.0).unwrap_or("");
+    if let Some(allowed) = &s.algorithms {
+        if !allowed.contains(&alg) {
+            return Err(AuthError::new(AuthErrorKind::AlgorithmNotAllowed)
+                .with_detail("the verifier's algorithm allow-list"));
+        }
+    }
     let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
     let mut roles = Vec::new();
     let facts =
@@ -725,6 +742,7 @@ pub struct VerifierBuilder {
     reference_signatures: bool,
     cache_capacity: Option<u64>,
     clock: Option<Arc<dyn crate::clock::Clock>>,
+    algorithms: Option<Vec<Algorithm>>,
     error: Option<ConfigError>,
 }
 
@@ -921,6 +939,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// Accept only tokens signed with one of these algorithms (Spring and
+    /// Nimbus call this the JWS algorithm set), on top of each key's own
+    /// algorithm. Default: whatever the keys serve.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algs.into_iter().collect());
+        self
+    }
+
     /// Judge `exp`, `nbf` and `iat` by this clock instead of the system
     /// clock (e.g. a cluster clock; [`crate::Sessions`] sets its store's).
     pub fn clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
@@ -992,6 +1018,9 @@ impl VerifierBuilder {
             reference_signatures: self.reference_signatures,
             cache: self.cache_capacity.map(crate::cache::TokenCache::new),
             clock: self.clock,
+            algorithms: self
+                .algorithms
+                .map(|a| a.into_iter().map(crate::key::alg_name).collect()),
         })))
     }
 }
