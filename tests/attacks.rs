@@ -627,3 +627,167 @@ fn no_secret_material_is_compared_with_eq() {
         hits.join("\n")
     );
 }
+
+/// A blocking HTTP server that answers every request with `body` (a JWKS),
+/// on a loopback port, for as long as the test runs.
+fn serve_forever(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// December audit, critical: a JWKS publishes a public key labelled as an
+/// HMAC algorithm. If it were imported, its public bytes (`0x04‖x‖y` for
+/// EC, raw `x` for OKP) would become the HMAC secret, and anyone who can
+/// read the JWKS could mint admin tokens. The whole class: EC and OKP keys
+/// labelled HS256/HS384/HS512, and `oct` keys, through the remote JWKS
+/// cache and through multi-issuer resolution, on all three adapters.
+#[test]
+fn a_public_key_in_a_jwks_never_becomes_an_hmac_secret() {
+    let p256 = keycard::SigningKey::from_pem(Algorithm::ES256, fixture("p256.pem"))
+        .unwrap()
+        .with_kid("good");
+    let ec_jwk = serde_json::to_value(p256.verification_key().to_public_jwk().unwrap()).unwrap();
+    let ed = keycard::SigningKey::from_pem(Algorithm::EdDSA, fixture("ed25519.pem")).unwrap();
+    let ed_jwk = serde_json::to_value(ed.verification_key().to_public_jwk().unwrap()).unwrap();
+    let dec = |s: &serde_json::Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.as_str().unwrap())
+            .unwrap()
+    };
+    // The secrets an attacker derives from what the JWKS publishes.
+    let mut ec_point = vec![4u8];
+    ec_point.extend(dec(&ec_jwk["x"]));
+    ec_point.extend(dec(&ec_jwk["y"]));
+    let ed_x = dec(&ed_jwk["x"]);
+    let oct_secret = b"a-shared-secret-published-by-mistake-0123456789".to_vec();
+    let mut keys = vec![ec_jwk.clone()];
+    for (i, alg) in ["HS256", "HS384", "HS512"].iter().enumerate() {
+        let mut ec = ec_jwk.clone();
+        ec["alg"] = json!(alg);
+        ec["kid"] = json!(format!("ec-{i}"));
+        let mut okp = ed_jwk.clone();
+        okp["alg"] = json!(alg);
+        okp["kid"] = json!(format!("okp-{i}"));
+        keys.push(ec);
+        keys.push(okp);
+    }
+    use base64::Engine as _;
+    keys.push(json!({"kty": "oct", "alg": "HS256", "kid": "oct",
+        "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&oct_secret)}));
+    let url = serve_forever(json!({ "keys": keys }).to_string());
+
+    let admin_claims = {
+        let mut c = claims();
+        c["roles"] = json!(["admin"]);
+        c
+    };
+    let forged = |alg: Algorithm, kid: &str, secret: &[u8]| {
+        keycard::ensure_crypto_backend().unwrap();
+        let header = json!({"alg": format!("{alg:?}"), "typ": "at+jwt", "kid": kid}).to_string();
+        let input = format!(
+            "{}.{}",
+            b64(header.as_bytes()),
+            b64(admin_claims.to_string().as_bytes())
+        );
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), alg)
+                .unwrap();
+        format!("{input}.{sig}")
+    };
+    let good = keycard::TokenIssuer::builder(p256)
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap()
+        .issue(
+            keycard::TokenType::Access,
+            "alice",
+            None,
+            &json!({"roles": ["admin"]}),
+        )
+        .unwrap()
+        .token;
+    let mut cases = vec![(
+        "the genuine ES256 key still works".to_string(),
+        Call::get("/admin").bearer(&good),
+        OK,
+    )];
+    for (i, alg) in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
+        .into_iter()
+        .enumerate()
+    {
+        cases.push((
+            format!("{alg:?} forged with the EC point of a JWKS key labelled {alg:?}"),
+            Call::get("/admin").bearer(&forged(alg, &format!("ec-{i}"), &ec_point)),
+            INVALID_TOKEN,
+        ));
+        cases.push((
+            format!("{alg:?} forged with the Ed25519 x of a JWKS key labelled {alg:?}"),
+            Call::get("/admin").bearer(&forged(alg, &format!("okp-{i}"), &ed_x)),
+            INVALID_TOKEN,
+        ));
+    }
+    cases.push((
+        "HS256 with an oct key published in the JWKS".into(),
+        Call::get("/admin").bearer(&forged(Algorithm::HS256, "oct", &oct_secret)),
+        INVALID_TOKEN,
+    ));
+    let cases: Vec<(&str, Call, Expect)> = cases
+        .iter()
+        .map(|(n, c, e)| (n.as_str(), c.clone(), e.clone()))
+        .collect();
+
+    // Through the JWKS cache...
+    let jwks = std::sync::Arc::new(
+        keycard::jwks::RemoteJwks::builder(url.clone())
+            .insecure_allow_http_loopback()
+            .build_lazy()
+            .unwrap(),
+    );
+    run_table(
+        || {
+            Verifier::builder()
+                .key_provider(jwks.clone())
+                .issuer(ISS)
+                .audience(AUD)
+        },
+        &cases,
+    );
+    // ...and through multi-issuer resolution.
+    let multi = std::sync::Arc::new(keycard::jwks::MultiIssuer::new().issuer(ISS, jwks.clone()));
+    run_table(
+        || {
+            Verifier::builder()
+                .key_provider(multi.clone())
+                .issuer(ISS)
+                .audience(AUD)
+        },
+        &cases,
+    );
+    // No key of the document became an HMAC key.
+    for k in keycard::jwks::parse_document(json!({ "keys": keys }).to_string().as_bytes()).unwrap()
+    {
+        assert!(
+            !matches!(
+                k.algorithm(),
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            ),
+            "{k:?}"
+        );
+    }
+}

@@ -100,18 +100,48 @@ async fn cookie(c: &Client, name: &str) -> Option<String> {
         .map(|k| k.value().to_owned())
 }
 
-/// A page on a second local origin that posts a form to the API.
-async fn attacker_site(target: String) -> String {
+/// A page on a second local origin that submits `form` (HTML) at once.
+async fn attacker_site(form: String) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let page = format!(
-        "<!doctype html><form id=f method=POST action=\"{target}/logout\"></form>\
-         <script>document.getElementById('f').submit()</script>"
-    );
+    let page =
+        format!("<!doctype html>{form}<script>document.getElementById('f').submit()</script>");
     let app =
         axum::Router::new().route("/", get(move || async move { axum::response::Html(page) }));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
+}
+
+/// Open the attacker's page, wait until its form landed on the API, and
+/// return the API's answer as the browser shows it.
+async fn submit_cross_site(c: &Client, base: &str, form: String) -> String {
+    let evil = attacker_site(form).await;
+    c.goto(&format!("{evil}/")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.as_str().starts_with(base) {
+            let text: Value = c
+                .execute("return document.body.innerText", vec![])
+                .await
+                .unwrap();
+            return text.as_str().unwrap_or("").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cross-site form did not submit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `text/plain` form whose body reads as JSON: `name=value` with the
+/// `=` swallowed into a string.
+fn text_plain_json_form(action: &str, json_prefix: &str) -> String {
+    format!(
+        "<form id=f method=POST enctype=\"text/plain\" action=\"{action}\">\
+         <input type=hidden name='{json_prefix}' value='\"}}'></form>"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,25 +196,72 @@ async fn the_cookie_flow_in_headless_chromium() {
     // A form on a second local origin posting to the API with the user's
     // cookies is refused and changes nothing.
     let http = reqwest::Client::new();
-    let evil = attacker_site(base.clone()).await;
-    c.goto(&format!("{evil}/")).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let url = c.current_url().await.unwrap();
-        if url.as_str().starts_with(&base) {
-            let text: Value = c
-                .execute("return document.body.innerText", vec![])
-                .await
-                .unwrap();
-            assert!(text.as_str().unwrap().contains("forbidden"), "{text}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cross-site form did not submit"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let text = submit_cross_site(
+        &c,
+        &base,
+        format!("<form id=f method=POST action=\"{base}/logout\"></form>"),
+    )
+    .await;
+    assert!(text.contains("forbidden"), "{text}");
+
+    // Login CSRF through /refresh: a text/plain form carrying the
+    // attacker's own refresh token must not plant the attacker's session
+    // in the victim's browser...
+    let attacker: Value = http
+        .post(format!("{base}/login"))
+        .json(&json!({"username": "admin", "password": "admin-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let attacker_refresh = attacker["refresh_token"].as_str().unwrap();
+    let before_access = cookie(&c, "keycard_access").await;
+    let before_refresh = cookie(&c, "keycard_refresh").await;
+    let text = submit_cross_site(
+        &c,
+        &base,
+        text_plain_json_form(
+            &format!("{base}/refresh"),
+            &format!(r#"{{"refresh_token":"{attacker_refresh}","x":""#),
+        ),
+    )
+    .await;
+    assert!(!text.contains("access_token"), "{text}");
+    assert_eq!(
+        cookie(&c, "keycard_access").await,
+        before_access,
+        "login CSRF: the access cookie changed"
+    );
+    assert_eq!(
+        cookie(&c, "keycard_refresh").await,
+        before_refresh,
+        "login CSRF: the refresh cookie changed"
+    );
+    // ...and garbage posted to /refresh must not clear the victim's cookies.
+    let _ = submit_cross_site(
+        &c,
+        &base,
+        text_plain_json_form(&format!("{base}/refresh"), "garbage"),
+    )
+    .await;
+    assert_eq!(
+        cookie(&c, "keycard_access").await,
+        before_access,
+        "forced logout: the access cookie changed"
+    );
+    assert_eq!(
+        cookie(&c, "keycard_refresh").await,
+        before_refresh,
+        "forced logout: the refresh cookie changed"
+    );
+    // The victim is still themselves.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let (status, body) = click(&c, "whoami").await;
+    assert_eq!(status, "200", "{body}");
+    assert!(body.contains("\"alice\""), "{body}");
+
     let still = http
         .get(format!("{base}/me"))
         .bearer_auth(&renewed)

@@ -26,21 +26,28 @@ return 1
 ";
 
 /// Start a family and index it under its subject; returns the sids of the
-/// subject's oldest families beyond the cap (the caller ends them).
-/// KEYS: family hash, subject index (zset sid -> session end).
+/// subject's oldest families beyond the cap (the caller ends them). The
+/// index is scored by start time in microseconds (Redis time), so "oldest"
+/// is well defined within a second; entries older than one session
+/// lifetime are pruned.
+/// KEYS: family hash, subject index (zset sid -> start time).
 /// ARGV: first jti, session end, sub, now, cap, sid.
 const START: &str = r"
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ttl_us = (tonumber(ARGV[2]) - tonumber(ARGV[4])) * 1000000
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'cur', ARGV[1], 'exp', ARGV[2], 'sub', ARGV[3], 'st', 'live')
 redis.call('EXPIREAT', KEYS[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now_us - ttl_us))
+redis.call('ZREM', KEYS[2], ARGV[6])
 local over = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[5])
 local evicted = {}
 if over > 0 then
   evicted = redis.call('ZRANGE', KEYS[2], 0, over - 1)
   for _, s in ipairs(evicted) do redis.call('ZREM', KEYS[2], s) end
 end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[6])
+redis.call('ZADD', KEYS[2], now_us, ARGV[6])
 redis.call('EXPIREAT', KEYS[2], ARGV[2], 'GT')
 if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIREAT', KEYS[2], ARGV[2]) end
 return evicted

@@ -184,6 +184,8 @@ enum State {
 
 #[derive(Debug)]
 struct Family {
+    /// Start order, to end a subject's oldest sessions first.
+    seq: u64,
     sub: String,
     current: String,
     expires_at: i64,
@@ -195,19 +197,19 @@ struct Family {
 #[derive(Debug, Default)]
 struct Families {
     by_sid: HashMap<String, Family>,
-    /// sub → (session end, sid) of its families.
-    by_sub: HashMap<String, BTreeSet<(i64, String)>>,
+    /// sub → (start order, sid) of its families.
+    by_sub: HashMap<String, BTreeSet<(u64, String)>>,
     /// (session end, sid) of every family, to prune in O(k log n).
     by_expiry: BTreeSet<(i64, String)>,
+    next_seq: u64,
 }
 
 impl Families {
     fn remove(&mut self, sid: &str) -> Option<Family> {
         let f = self.by_sid.remove(sid)?;
-        let entry = (f.expires_at, sid.to_owned());
-        self.by_expiry.remove(&entry);
+        self.by_expiry.remove(&(f.expires_at, sid.to_owned()));
         if let Some(set) = self.by_sub.get_mut(&f.sub) {
-            set.remove(&entry);
+            set.remove(&(f.seq, sid.to_owned()));
             if set.is_empty() {
                 self.by_sub.remove(&f.sub);
             }
@@ -289,15 +291,18 @@ impl InMemoryRefreshStore {
             return Err(StoreError::Full(self.capacity));
         }
         map.remove(f.sid);
-        let entry = (f.session_expires_at, f.sid.to_owned());
-        map.by_expiry.insert(entry.clone());
+        map.next_seq += 1;
+        let seq = map.next_seq;
+        map.by_expiry
+            .insert((f.session_expires_at, f.sid.to_owned()));
         map.by_sub
             .entry(f.sub.to_owned())
             .or_default()
-            .insert(entry);
+            .insert((seq, f.sid.to_owned()));
         map.by_sid.insert(
             f.sid.to_owned(),
             Family {
+                seq,
                 sub: f.sub.to_owned(),
                 current: f.jti.to_owned(),
                 expires_at: f.session_expires_at,
