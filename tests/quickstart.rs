@@ -309,6 +309,99 @@ async fn contract(example: &str) {
     );
 }
 
+/// December audit: `/logout` needed a live access cookie, so once it had
+/// expired the user could not log out and the refresh session lived on.
+/// Now the refresh cookie alone ends the session (after the CSRF check), a
+/// text/plain body never reaches `/refresh`, and a cross-site logout
+/// changes nothing.
+async fn logout_and_refresh_hardening(example: &str) {
+    let api = Api::start(example);
+    let origin = api.server.url("");
+    let pair = api.tokens("alice").await;
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    let access = pair["access_token"].as_str().unwrap();
+    // The browser dropped the expired access cookie; only the refresh
+    // cookie is left.
+    let cross = api
+        .http
+        .post(api.server.url("/logout"))
+        .header("cookie", format!("keycard_refresh={refresh}"))
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    assert!(
+        cookies(&cross).is_empty(),
+        "a cross-site logout cleared cookies"
+    );
+    let res = api
+        .http
+        .post(api.server.url("/logout"))
+        .header("cookie", format!("keycard_refresh={refresh}"))
+        .header("origin", &origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{example}: logout by refresh cookie"
+    );
+    assert!(
+        cookies(&res)
+            .iter()
+            .any(|c| c.starts_with("keycard_refresh=;")),
+        "{example}: cookies not cleared"
+    );
+    let again = api.refresh_json(refresh).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::BAD_REQUEST,
+        "{example}: the session lived on"
+    );
+    assert_eq!(
+        api.get("/me", access).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "{example}: the session's access token lived on"
+    );
+    // No credentials at all: 401, as before.
+    let none = api
+        .http
+        .post(api.server.url("/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+
+    // A token in a body that is not JSON-typed is never read.
+    let attacker = api.tokens("admin").await;
+    let form = api
+        .http
+        .post(api.server.url("/refresh"))
+        .header("content-type", "text/plain")
+        .header("origin", "http://evil.test")
+        .body(format!(
+            r#"{{"refresh_token":"{}","x":"="}}"#,
+            attacker["refresh_token"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(cookies(&form).is_empty(), "login CSRF set cookies");
+}
+
+#[tokio::test]
+async fn axum_logout_and_refresh_hardening() {
+    logout_and_refresh_hardening("quickstart").await;
+}
+
+#[tokio::test]
+async fn actix_logout_and_refresh_hardening() {
+    logout_and_refresh_hardening("quickstart_actix").await;
+}
+
 #[tokio::test]
 async fn axum_quickstart_contract() {
     contract("quickstart").await;

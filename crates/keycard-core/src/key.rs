@@ -413,6 +413,7 @@ pub(crate) fn family(alg: Algorithm) -> Result<Family, ConfigError> {
 /// A JWK as JSON with RFC 9864's fully-specified `"alg": "Ed25519"` read as
 /// its deprecated alias `EdDSA` (the only Ed* algorithm keycard verifies;
 /// jsonwebtoken's JWK type does not know the new name).
+#[cfg(feature = "jwks")]
 pub(crate) fn normalize_jwk_alg(
     raw: &serde_json::Value,
 ) -> std::borrow::Cow<'_, serde_json::Value> {

@@ -531,3 +531,47 @@ async fn keys_refresh_in_the_background_before_they_expire() {
     // The rotation arrived without any request asking for it.
     assert!(verifier(&jwks, ISS).verify(&token(&k2, ISS)).await.is_ok());
 }
+
+/// December audit: during an outage the background refresher retried about
+/// every 1.2 s, from every replica. It now waits the cooldown, then twice
+/// that, and so on (with jitter).
+#[tokio::test]
+async fn an_outage_is_retried_with_backoff_from_the_cooldown() {
+    let k1 = signing(Algorithm::ES256, "p256.pem", "k1");
+    let server = Server::start(jwks_of(&[&k1])).await;
+    server.set(|s| s.cache_control = Some("max-age=1".into()));
+    let jwks = RemoteJwks::builder(server.url())
+        .insecure_allow_http_loopback()
+        .ttl(
+            Duration::from_secs(300),
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )
+        .cooldown(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    server.set(|s| s.mode = Mode::Fail);
+    let start = std::time::Instant::now();
+    let mut seen = vec![];
+    let mut last = server.hits();
+    while start.elapsed() < Duration::from_secs(7) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if server.hits() != last {
+            last = server.hits();
+            seen.push(start.elapsed());
+        }
+    }
+    // The refresh at ~0.8 s fails; retries then come at about +2 s (±20%)
+    // and +4 s: at most 3 attempts in 7 s (1.2 s retries would be 6).
+    assert!(seen.len() <= 3, "retried too often: {seen:?}");
+    assert!(!seen.is_empty(), "no background refresh at all");
+    for w in seen.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(1550),
+            "retry too soon: {seen:?}"
+        );
+    }
+    // The last good keys keep serving meanwhile.
+    assert!(verifier(&jwks, ISS).verify(&token(&k1, ISS)).await.is_ok());
+}
