@@ -198,9 +198,9 @@ fn run_actix(mode: &str, port: u16, s: Setup) -> std::io::Result<()> {
                     };
                     app.service(
                         web::resource("/")
-                            .wrap(keycard_actix::JwtAuth::new(v))
+                            .wrap(keycard::actix::JwtAuth::new(v))
                             .route(
-                                web::get().to(|c: keycard_actix::Claims<MyClaims>| async move {
+                                web::get().to(|c: keycard::actix::Claims<MyClaims>| async move {
                                     c.0.sub
                                 }),
                             ),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use common::{LoginRequest, Shared};
-use keycard_actix::{endpoint_response, ActixHeaders, Authenticated, JwtAuth, RequireRoles};
+use keycard::actix::{endpoint_response, ActixHeaders, Authenticated, JwtAuth, RequireRoles};
 
 async fn health() -> &'static str {
     "ok"

@@ -125,10 +125,10 @@ async fn tower_rejection_carries_the_error_in_extensions() {
 mod actix {
     use super::*;
     use actix_web::{test, web, App, HttpResponse};
-    use keycard_actix::{has_role, Claims, JwtAuth};
+    use keycard_actix::{has_role, Claims, JwtAuth, OptionalClaims};
 
-    async fn who(c: Option<Claims<Me>>) -> HttpResponse {
-        HttpResponse::Ok().body(c.map_or_else(|| "anonymous".to_owned(), |c| c.sub.clone()))
+    async fn who(c: OptionalClaims<Me>) -> HttpResponse {
+        HttpResponse::Ok().body(c.0.map_or_else(|| "anonymous".to_owned(), |c| c.sub))
     }
 
     #[actix_web::test]
@@ -226,5 +226,181 @@ mod actix {
         let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
         assert_eq!(res.status(), 401);
         assert_eq!(test::read_body(res).await, "custom");
+    }
+}
+
+/// Optional extraction means the same on every adapter: only "no token,
+/// optional layer" is `None`; a missing layer is a 500 and claims that do
+/// not fit the type are a 401. On 496403a, actix's `Option<Claims<T>>`
+/// read both as anonymous.
+mod optional_everywhere {
+    use super::*;
+    use actix_web::{test as atest, web, App, HttpResponse};
+    use keycard::actix::{OptionalAuthenticated, OptionalClaims};
+    use serde_json::json;
+
+    #[derive(Deserialize)]
+    struct Typed {
+        count: u64,
+    }
+
+    /// (path, token, layer?) → expected status and body prefix.
+    fn cases() -> Vec<(&'static str, Option<String>, bool, u16, &'static str)> {
+        let alice = access("alice", &[]);
+        let mut c = claims();
+        c["count"] = json!("not a number");
+        let wrong_shape = at(&c);
+        vec![
+            ("/opt", None, true, 200, "anonymous"),
+            ("/opt", Some(alice.clone()), true, 200, "alice"),
+            ("/opt", Some("a.b.c".into()), true, 401, ""),
+            ("/opt", None, false, 500, ""),
+            ("/opt", Some(alice.clone()), false, 500, ""),
+            ("/typed", Some(wrong_shape), true, 401, ""),
+            ("/verified", None, true, 200, "anonymous"),
+            ("/verified", None, false, 500, ""),
+        ]
+    }
+
+    fn tower_answer(path: &str, token: Option<&str>, layer: bool) -> (u16, String) {
+        use keycard::AuthState;
+        let svc = tower::service_fn(|req: Request<String>| async move {
+            let ext = req.extensions();
+            let state = AuthState::new(ext.get(), ext.get()).optional();
+            let out = match (req.uri().path(), state) {
+                (_, Err(e)) => Err(e),
+                ("/typed", Ok(v)) => v
+                    .map(|v| v.claims::<Typed>().map(|t| t.count.to_string()))
+                    .transpose()
+                    .map(|c| c.unwrap_or_else(|| "anonymous".into())),
+                (_, Ok(v)) => Ok(v
+                    .and_then(|v| v.subject().map(str::to_owned))
+                    .unwrap_or_else(|| "anonymous".into())),
+            };
+            Ok::<_, std::convert::Infallible>(match out {
+                Ok(body) => http::Response::new(body),
+                Err(e) => keycard::tower::error_response(e),
+            })
+        });
+        let mut req = Request::get(path).body(String::new()).unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let res = rt.block_on(async {
+            if layer {
+                let svc = tower::ServiceBuilder::new()
+                    .layer(keycard::tower::JwtAuth::new(verifier()).optional())
+                    .service(svc);
+                svc.oneshot(req).await.unwrap()
+            } else {
+                svc.oneshot(req).await.unwrap()
+            }
+        });
+        (res.status().as_u16(), res.into_body())
+    }
+
+    fn axum_answer(path: &str, token: Option<&str>, layer: bool) -> (u16, String) {
+        let mut app = axum::Router::new()
+            .route("/opt", get(maybe))
+            .route(
+                "/typed",
+                get(|c: Option<Claims<Typed>>| async move {
+                    c.map_or("anonymous".to_owned(), |c| c.count.to_string())
+                }),
+            )
+            .route(
+                "/verified",
+                get(|v: Option<keycard::axum::Authenticated>| async move {
+                    v.map_or("anonymous".to_owned(), |v| {
+                        v.subject().unwrap_or_default().to_owned()
+                    })
+                }),
+            );
+        if layer {
+            app = app.layer(JwtAuth::new(verifier()).optional());
+        }
+        let mut req = Request::get(path).body(Body::empty()).unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (s, b) = rt.block_on(axum_get(app, req));
+        (s.as_u16(), b)
+    }
+
+    fn actix_answer(path: &str, token: Option<&str>, layer: bool) -> (u16, String) {
+        let path = path.to_owned();
+        let token = token.map(str::to_owned);
+        actix_web::rt::System::new().block_on(async move {
+            let routes = |cfg: &mut web::ServiceConfig| {
+                cfg.route(
+                    "/opt",
+                    web::get().to(|c: OptionalClaims<Me>| async move {
+                        HttpResponse::Ok().body(c.0.map_or("anonymous".to_owned(), |c| c.sub))
+                    }),
+                )
+                .route(
+                    "/typed",
+                    web::get().to(|c: OptionalClaims<Typed>| async move {
+                        HttpResponse::Ok()
+                            .body(c.0.map_or("anonymous".to_owned(), |c| c.count.to_string()))
+                    }),
+                )
+                .route(
+                    "/verified",
+                    web::get().to(|v: OptionalAuthenticated| async move {
+                        HttpResponse::Ok().body(v.0.map_or("anonymous".to_owned(), |v| {
+                            v.subject().unwrap_or_default().to_owned()
+                        }))
+                    }),
+                );
+            };
+            let mut req = atest::TestRequest::get().uri(&path);
+            if let Some(t) = &token {
+                req = req.insert_header(("authorization", format!("Bearer {t}")));
+            }
+            let (status, body) = if layer {
+                let app = atest::init_service(
+                    App::new()
+                        .wrap(keycard::actix::JwtAuth::new(verifier()).optional())
+                        .configure(routes),
+                )
+                .await;
+                let res = atest::call_service(&app, req.to_request()).await;
+                (res.status().as_u16(), atest::read_body(res).await)
+            } else {
+                let app = atest::init_service(App::new().configure(routes)).await;
+                let res = atest::call_service(&app, req.to_request()).await;
+                (res.status().as_u16(), atest::read_body(res).await)
+            };
+            (status, String::from_utf8_lossy(&body).into_owned())
+        })
+    }
+
+    #[test]
+    fn the_same_answers_on_every_adapter() {
+        let mut wrong = Vec::new();
+        for (path, token, layer, status, body) in cases() {
+            for (name, answer) in [
+                ("tower", tower_answer(path, token.as_deref(), layer)),
+                ("axum", axum_answer(path, token.as_deref(), layer)),
+                ("actix", actix_answer(path, token.as_deref(), layer)),
+            ] {
+                if answer.0 != status || !answer.1.starts_with(body) {
+                    wrong.push(format!(
+                        "{name} {path} token={} layer={layer}: {answer:?}, expected {status} {body:?}",
+                        token.is_some()
+                    ));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

@@ -128,14 +128,7 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
             })
         });
     if let Ok(url) = std::env::var("KEYCARD_REDIS_URL") {
-        let shown = keycard_redis::redact_url(&url);
-        let stores = keycard_redis::RedisStores::connect(&url)
-            .await
-            .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
-        println!("Sessions and revocations are shared through Redis at {shown}.");
-        builder = builder
-            .revocation_store(stores.revocation())
-            .refresh_store(stores.refresh());
+        builder = with_redis(builder, &url).await;
     }
     let sessions = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
     Demo {
@@ -143,6 +136,24 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
         cookies,
         port,
     }
+}
+
+/// Share sessions and revocations through Redis (feature `redis`).
+#[cfg(feature = "redis")]
+async fn with_redis(builder: keycard::SessionsBuilder, url: &str) -> keycard::SessionsBuilder {
+    let shown = keycard::redis::redact_url(url);
+    let stores = keycard::redis::RedisStores::connect(url)
+        .await
+        .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
+    println!("Sessions and revocations are shared through Redis at {shown}.");
+    builder
+        .revocation_store(stores.revocation())
+        .refresh_store(stores.refresh())
+}
+
+#[cfg(not(feature = "redis"))]
+async fn with_redis(_: keycard::SessionsBuilder, _: &str) -> keycard::SessionsBuilder {
+    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support: run it with `--features redis`")
 }
 
 fn env_secs(name: &str) -> Option<u64> {

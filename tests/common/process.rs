@@ -40,7 +40,9 @@ pub fn example_path(name: &str) -> PathBuf {
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if !built.iter().any(|b| b == name) {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--example", name])
+        // The same features as the test build (the README's test command
+        // is `--all-features`), so the binary is built once.
+        cmd.args(["build", "--quiet", "--all-features", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.ends_with("release") {
             cmd.arg("--release");

@@ -11,8 +11,10 @@ use serde::de::DeserializeOwned;
 
 /// The verified claims of the request's token, deserialized into `T`.
 ///
-/// `Option<Claims<T>>` is `None` on an anonymous request let through by
-/// [`crate::JwtAuth::optional`].
+/// For optional authentication take [`OptionalClaims<T>`], not
+/// `Option<Claims<T>>`: actix-web's blanket `Option<T>` extractor turns
+/// every error into `None`, so a forgotten middleware (a 500 elsewhere) or
+/// claims that do not fit `T` (a 401) would read as "anonymous".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Claims<T>(pub T);
 
@@ -29,9 +31,23 @@ impl<T> DerefMut for Claims<T> {
     }
 }
 
-/// The whole [`Verified`] token.
+/// The whole [`Verified`] token. For optional authentication take
+/// [`OptionalAuthenticated`] (see [`Claims`] for why not `Option<_>`).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Verified);
+
+/// The claims of the request's token, or `None` when an optional
+/// middleware ([`crate::JwtAuth::optional`]) let a request without any
+/// token through. The same semantics as axum's `Option<Claims<T>>`: a
+/// missing middleware is still a 500 and claims that do not fit `T` are
+/// still a 401, never `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OptionalClaims<T>(pub Option<T>);
+
+/// The verified token, or `None` for an anonymous request let through by
+/// an optional middleware; errors stay errors (see [`OptionalClaims`]).
+#[derive(Debug, Clone, Default)]
+pub struct OptionalAuthenticated(pub Option<Verified>);
 
 impl Deref for Authenticated {
     type Target = Verified;
@@ -65,7 +81,26 @@ impl ResponseError for AuthRejection {
 /// What the middleware left in the request (the decision lives in the core).
 fn verified(req: &HttpRequest) -> Result<Verified, AuthError> {
     let ext = req.extensions();
-    AuthState::new(ext.get(), ext.get()).required().cloned()
+    AuthState::new(ext.get(), ext.get())
+        .required()
+        .cloned()
+        .inspect_err(|e| {
+            if e.kind() == keycard_core::AuthErrorKind::LayerMissing {
+                // Loud, because actix-web's `Option<_>` would swallow it.
+                tracing::error!(
+                    path = req.path(),
+                    "keycard: no JwtAuth middleware ran for this request; if the handler takes \
+                     Option<Claims<_>>, actix-web turned this 500 into None: use OptionalClaims"
+                );
+            }
+        })
+}
+
+fn optional(req: &HttpRequest) -> Result<Option<Verified>, AuthError> {
+    let ext = req.extensions();
+    AuthState::new(ext.get(), ext.get())
+        .optional()
+        .map(|v| v.cloned())
 }
 
 impl<T: DeserializeOwned> FromRequest for Claims<T> {
@@ -87,5 +122,32 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(verified(req).map(Authenticated).map_err(AuthRejection))
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for OptionalClaims<T> {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            optional(req)
+                .and_then(|v| v.map(|v| v.claims()).transpose())
+                .map(OptionalClaims)
+                .map_err(AuthRejection),
+        )
+    }
+}
+
+impl FromRequest for OptionalAuthenticated {
+    type Error = AuthRejection;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            optional(req)
+                .map(OptionalAuthenticated)
+                .map_err(AuthRejection),
+        )
     }
 }

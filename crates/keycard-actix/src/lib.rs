@@ -32,7 +32,7 @@ mod extract;
 mod guard;
 mod middleware;
 
-pub use extract::{AuthRejection, Authenticated, Claims};
+pub use extract::{AuthRejection, Authenticated, Claims, OptionalAuthenticated, OptionalClaims};
 pub use guard::{has_all_roles, has_role, RoleGuard};
 pub use middleware::{JwtAuth, JwtAuthMiddleware, RequireRoles, RequireRolesMiddleware};
 

@@ -52,3 +52,31 @@ impl Clock for SkewedClock {
         system_millis().saturating_add(self.0.saturating_mul(1000))
     }
 }
+
+/// A clock that moves only when told: for tests of what happens hours or
+/// days later (key retention, expiry).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `now` (seconds since the epoch).
+    pub fn new(now: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(now))
+    }
+
+    /// Move forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Set the time.
+    pub fn set(&self, now: i64) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -22,8 +22,14 @@
 //!
 //! A service served over plain `http` (local development only) sets
 //! `VerifierBuilder::insecure_plain_http_origin`, making its own origin
-//! `http://` + `Host`. Behind a proxy that rewrites `Host`, list the public
-//! origin with `allowed_origin`.
+//! `http://` + `Host`. Behind a gateway that rewrites `Host`, either list the
+//! public origin with `allowed_origin`, or let the gateway say it
+//! (`X-Forwarded-Proto` and `X-Forwarded-Host`, as
+//! `keycard_tower::forward::prepare_upstream_request` writes them) and set
+//! `VerifierBuilder::trust_forwarded_origin`. A browser cannot attach those
+//! headers to a cross-site request without a CORS preflight, so trusting
+//! them gives a CSRF attacker nothing; only set it where a proxy overwrites
+//! them, so that they always tell the truth.
 //!
 //! ```
 //! use keycard_core::{Key, SigningKey, TokenIssuer, TokenType, Verifier};
@@ -55,6 +61,8 @@ pub struct CsrfPolicy {
     pub(crate) disabled: bool,
     /// The service's own origin is `http://` + Host instead of `https://`.
     pub(crate) plain_http: bool,
+    /// Take the own origin from `X-Forwarded-Proto`/`X-Forwarded-Host`.
+    pub(crate) trust_forwarded: bool,
 }
 
 /// Whether an HTTP method is safe (RFC 9110 §9.2.1).
@@ -91,9 +99,21 @@ impl CsrfPolicy {
         match origin {
             Some(origin) => {
                 let origin = std::str::from_utf8(origin).unwrap_or("");
-                let scheme = if self.plain_http { "http" } else { "https" };
+                let mut scheme = if self.plain_http { "http" } else { "https" };
+                let mut host = single(headers, "host");
+                if self.trust_forwarded {
+                    if let Some(h) = single(headers, "x-forwarded-host") {
+                        host = Some(h);
+                        match single(headers, "x-forwarded-proto") {
+                            Some(b"http") => scheme = "http",
+                            Some(b"https") => scheme = "https",
+                            _ => {}
+                        }
+                    }
+                }
+                let host = host.and_then(|h| std::str::from_utf8(h).ok());
                 if self.allowed_origins.iter().any(|o| o == origin)
-                    || same_origin(origin, scheme, headers)
+                    || same_origin(origin, scheme, host)
                 {
                     Ok(())
                 } else {
@@ -115,8 +135,8 @@ fn refused(why: &'static str) -> AuthError {
 /// `Origin: scheme://host[:port]` against the request's own origin,
 /// `scheme://` + `Host: host[:port]`: scheme, host and port must all match
 /// (default ports filled in).
-fn same_origin<H: RequestHeaders + ?Sized>(origin: &str, scheme: &str, headers: &H) -> bool {
-    let Some(host) = single(headers, "host").and_then(|h| std::str::from_utf8(h).ok()) else {
+fn same_origin(origin: &str, scheme: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else {
         return false;
     };
     let Some((origin_scheme, authority)) = origin.split_once("://") else {
@@ -149,8 +169,7 @@ mod tests {
     fn check(h: &[(&str, &str)]) -> bool {
         let p = CsrfPolicy {
             allowed_origins: vec!["https://app.example".into()],
-            disabled: false,
-            plain_http: false,
+            ..CsrfPolicy::default()
         };
         p.check("POST", h).is_ok()
     }
@@ -161,6 +180,31 @@ mod tests {
             ..CsrfPolicy::default()
         };
         p.check("POST", h).is_ok()
+    }
+
+    #[test]
+    fn forwarded_origin_only_when_trusted() {
+        let trusting = CsrfPolicy {
+            trust_forwarded: true,
+            ..CsrfPolicy::default()
+        };
+        let via_gateway = [
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:9001"),
+            ("x-forwarded-host", "127.0.0.1:8080"),
+            ("x-forwarded-proto", "http"),
+        ];
+        assert!(trusting.check("POST", &via_gateway[..]).is_ok());
+        assert!(CsrfPolicy::default()
+            .check("POST", &via_gateway[..])
+            .is_err());
+        let lying = [
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:9001"),
+            ("x-forwarded-host", "127.0.0.1:8080"),
+            ("x-forwarded-proto", "http"),
+        ];
+        assert!(trusting.check("POST", &lying[..]).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 use crate::key::{ensure_crypto, family, min_hmac_len, Family, Key};
-use crate::ring::KeyRing;
+use crate::key_ring::KeyRing;
 use crate::verify::{now_secs, TokenType, VerifierBuilder};
 
 /// A private signing key with its algorithm and optional `kid`.
@@ -256,7 +256,9 @@ impl TokenIssuer {
     }
 
     /// Start configuring an issuer that signs with the active key of `ring`
-    /// (rotate it with [`KeyRing::rotate`]).
+    /// (rotate it with [`KeyRing::rotate`]). Building the issuer raises the
+    /// ring's retention to the refresh lifetime plus the largest leeway, so
+    /// a rotation never ends a session.
     pub fn builder_with_ring(ring: Arc<KeyRing>) -> TokenIssuerBuilder {
         TokenIssuerBuilder {
             ring,
@@ -492,6 +494,10 @@ impl TokenIssuerBuilder {
                 "access tokens must not outlive refresh tokens".into(),
             ));
         }
+        // Retired keys keep verifying every token they signed for as long
+        // as it can be valid: the longest lifetime plus the largest leeway.
+        self.ring
+            .retain_at_least(self.refresh_ttl.max(self.access_ttl) + crate::verify::MAX_LEEWAY);
         Ok(TokenIssuer(Arc::new(IssuerSettings {
             ring: self.ring,
             client_id: self.client_id.or_else(|| self.audiences.first().cloned()),

@@ -59,6 +59,8 @@ pub(crate) fn min_hmac_len(alg: Algorithm) -> usize {
 pub struct Key {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<Arc<str>>,
+    /// A retired signing key verifies only tokens issued up to this time.
+    pub(crate) signed_until: Option<i64>,
     pub(crate) key: DecodingKey,
     #[cfg(feature = "aws-lc-rs")]
     prepared: Option<Arc<crate::prepared::Prepared>>,
@@ -69,6 +71,7 @@ impl fmt::Debug for Key {
         f.debug_struct("Key")
             .field("alg", &self.alg)
             .field("kid", &self.kid)
+            .field("signed_until", &self.signed_until)
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +177,20 @@ impl Key {
         self
     }
 
+    /// This key as a retired signing key: it verifies only tokens issued
+    /// (by `iat`) up to `at`, plus the verifier's leeway.
+    #[must_use]
+    pub fn retired_at(&self, at: i64) -> Self {
+        let mut k = self.clone();
+        k.signed_until = Some(at);
+        k
+    }
+
+    /// For a retired signing key, the time up to which it signed.
+    pub fn signed_until(&self) -> Option<i64> {
+        self.signed_until
+    }
+
     /// The algorithm this key verifies; tokens naming another are refused.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
@@ -233,6 +250,7 @@ impl Key {
         Self {
             alg,
             kid: None,
+            signed_until: None,
             #[cfg(feature = "aws-lc-rs")]
             prepared: crate::prepared::Prepared::new(alg, &key).ok().map(Arc::new),
             key,

@@ -54,18 +54,18 @@ mod json;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 mod key;
+mod key_ring;
 mod parse;
 #[cfg(feature = "aws-lc-rs")]
 mod prepared;
 mod revocation;
-mod ring;
 mod roles;
 mod session;
 mod source;
 pub mod testing;
 mod verify;
 
-pub use clock::{Clock, SkewedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
 pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
 pub use issue::{
@@ -75,11 +75,14 @@ pub use issue::{
 pub use jsonwebtoken::jwk;
 pub use jsonwebtoken::Algorithm;
 pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
+pub use key_ring::{
+    KeyRing, KeyRingBuilder, RotationPlan, DEFAULT_MAX_KEYS, DEFAULT_PROPAGATION_DELAY,
+    DEFAULT_RETENTION,
+};
 pub use revocation::{
     Denylist, EntryKind, InMemoryRevocationStore, RevocationEntry, RevocationStore, StoreError,
     TokenFacts, REVOCATION_GRACE,
 };
-pub use ring::{KeyRing, DEFAULT_GRACE};
 pub use roles::{RoleClaim, RoleRequirement};
 pub use session::{
     Committed, EndpointResponse, InMemoryRefreshStore, NewFamily, RefreshHook, RefreshInput,

@@ -532,6 +532,16 @@ impl Verifier {
                 return Err(AuthErrorKind::NotYetValid.into());
             }
         }
+        if let Some(until) = key.signed_until {
+            // A retired key verifies only what it signed before retiring.
+            if registered
+                .iat
+                .is_none_or(|iat| iat > until.saturating_add(s.leeway))
+            {
+                return Err(AuthError::new(AuthErrorKind::UnknownKey)
+                    .with_detail("issued after its signing key was retired"));
+            }
+        }
         if let Some(iat) = registered.iat {
             if iat > now.saturating_add(s.leeway) {
                 return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
@@ -909,6 +919,16 @@ impl VerifierBuilder {
     /// the service's own origin.
     pub fn insecure_plain_http_origin(mut self) -> Self {
         self.csrf.plain_http = true;
+        self
+    }
+
+    /// For the CSRF check, take this service's own origin from
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` when present: for services
+    /// behind a gateway that rewrites `Host` and sets those headers (see
+    /// [`crate::csrf`] for why this gives a CSRF attacker nothing). Only
+    /// where a proxy overwrites them.
+    pub fn trust_forwarded_origin(mut self) -> Self {
+        self.csrf.trust_forwarded = true;
         self
     }
 

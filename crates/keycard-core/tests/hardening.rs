@@ -498,3 +498,126 @@ async fn a_token_without_kid_is_tried_only_against_keys_without_one() {
         .unwrap();
     assert!(single.verify(&token_by(a)).await.is_ok());
 }
+
+// ---- Rotation and sessions (second audit) ---------------------------------
+
+/// A retired key kept verifying for the ring's grace (2 h) only, so every
+/// refresh token it signed (7 days) died with it: rotation logged idle
+/// users out. Now it verifies for the refresh lifetime plus the leeway.
+#[tokio::test]
+async fn rotation_never_logs_anyone_out() {
+    let clock = Arc::new(keycard_core::ManualClock::new(now()));
+    let first = SigningKey::generate(keycard_core::Algorithm::EdDSA)
+        .unwrap()
+        .with_kid("one");
+    let ring = Arc::new(
+        keycard_core::KeyRing::builder(first)
+            .propagation_delay(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    let issuer = TokenIssuer::builder_with_ring(ring.clone())
+        .issuer("auth")
+        .audience("api")
+        .build()
+        .unwrap();
+    let s = Sessions::in_memory(issuer).unwrap();
+    let idle = s.login("alice", &json!({})).await.unwrap();
+    ring.rotate(
+        SigningKey::generate(keycard_core::Algorithm::EdDSA)
+            .unwrap()
+            .with_kid("two"),
+    )
+    .unwrap();
+    // The new key signs after the delay; hours pass.
+    clock.advance(60 + 3 * 3600);
+    assert_eq!(ring.active().kid(), Some("two"));
+    let next = s
+        .refresh(&idle.refresh_token)
+        .await
+        .expect("an idle session survives a rotation");
+    let v = s.verifier().verify(&next.access_token).await.unwrap();
+    assert_eq!(v.kid(), Some("two"));
+    // Days later, still within the refresh lifetime: a second idle session
+    // signed by the retired key refreshes too.
+    clock.advance(6 * 86400);
+    assert!(ring
+        .verification_keys()
+        .iter()
+        .any(|k| k.kid() == Some("one")));
+}
+
+#[tokio::test]
+async fn registered_claims_are_the_issuers_alone() {
+    // No `.issuer()`: a caller-supplied iss used to survive.
+    let issuer = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let hostile = json!({
+        "iss": "https://evil.example", "aud": "other-api", "sub": "root",
+        "exp": 4_000_000_000i64, "nbf": 0, "iat": 0, "jti": "fixed", "sid": "stolen",
+        "sxp": 4_000_000_000i64, "client_id": "evil", "roles": ["user"],
+    });
+    let t = issuer
+        .issue(keycard_core::TokenType::Access, "alice", None, &hostile)
+        .unwrap();
+    let v = Verifier::builder()
+        .key(Key::hs256(SECRET).unwrap())
+        .build()
+        .unwrap()
+        .verify(&t.token)
+        .await
+        .unwrap();
+    let c = v.claims_json();
+    for name in ["iss", "aud", "sid", "sxp", "client_id"] {
+        assert!(c.get(name).is_none(), "{name} survived: {c:?}");
+    }
+    assert_eq!(c["sub"], "alice");
+    assert_ne!(c["jti"], "fixed");
+    assert!(c["exp"].as_i64().unwrap() < 4_000_000_000);
+    assert_eq!(c["roles"], json!(["user"]));
+}
+
+#[tokio::test]
+async fn refresh_re_reads_who_the_user_is() {
+    let roles = Arc::new(std::sync::Mutex::new(Some(vec!["admin"])));
+    let current = roles.clone();
+    let s = Sessions::builder(issuer(900, 3600))
+        .on_refresh(move |_sub: String, _claims| {
+            let now = current.lock().unwrap().clone();
+            async move {
+                Ok(match now {
+                    Some(r) => keycard_core::UserStatus::Active(
+                        json!({ "roles": r }).as_object().unwrap().clone(),
+                    ),
+                    None => keycard_core::UserStatus::Refused,
+                })
+            }
+        })
+        .build()
+        .unwrap();
+    let pair = s
+        .login("alice", &json!({"roles": ["admin"]}))
+        .await
+        .unwrap();
+    // Demoted: the next refresh carries the new roles.
+    *roles.lock().unwrap() = Some(vec!["user"]);
+    let next = s.refresh(&pair.refresh_token).await.unwrap();
+    let v = s.verifier().verify(&next.access_token).await.unwrap();
+    assert_eq!(v.roles(), ["user"]);
+    // Disabled: the refresh is refused and the session ends.
+    *roles.lock().unwrap() = None;
+    assert!(matches!(
+        s.refresh(&next.refresh_token).await,
+        Err(SessionError::UserRefused)
+    ));
+    assert_eq!(
+        s.verifier()
+            .verify(&next.access_token)
+            .await
+            .unwrap_err()
+            .kind(),
+        AuthErrorKind::Revoked
+    );
+}

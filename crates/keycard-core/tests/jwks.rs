@@ -438,16 +438,20 @@ async fn several_issuers_resolve_keys_by_iss_and_kid() {
 }
 
 #[tokio::test]
-async fn a_key_ring_publishes_its_jwks_and_rotates_with_a_grace_period() {
-    let ring = Arc::new(KeyRing::with_grace(
-        signing(Algorithm::EdDSA, "ed25519.pem", "2026-11"),
-        Duration::from_secs(1),
-    ));
+async fn a_key_ring_publishes_before_it_signs_and_keeps_retired_keys() {
+    let ring = Arc::new(
+        KeyRing::builder(signing(Algorithm::EdDSA, "ed25519.pem", "2026-11"))
+            .propagation_delay(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
     let issuer = TokenIssuer::builder_with_ring(ring.clone())
         .issuer(ISS)
         .audience("api")
         .build()
         .unwrap();
+    // The issuer raised the retention to its refresh lifetime + the leeway.
+    assert!(ring.retention() >= Duration::from_secs(7 * 86400 + 300));
     let old = issuer
         .issue(TokenType::Access, "alice", None, &json!({}))
         .unwrap()
@@ -459,23 +463,31 @@ async fn a_key_ring_publishes_its_jwks_and_rotates_with_a_grace_period() {
             .is_err(),
         "kid reuse"
     );
+    let kids = |ring: &KeyRing| -> Vec<String> {
+        let doc: Value = serde_json::from_str(&ring.jwks_json()).unwrap();
+        doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Published at once, signing later.
+    assert_eq!(kids(&ring), ["2026-11", "2026-12"]);
+    let still_old = issuer
+        .issue(TokenType::Access, "alice", None, &json!({}))
+        .unwrap()
+        .token;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let new = issuer
         .issue(TokenType::Access, "alice", None, &json!({}))
         .unwrap()
         .token;
-
-    let doc: Value = serde_json::from_str(&ring.jwks_json()).unwrap();
-    let kids: Vec<&str> = doc["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids, ["2026-12", "2026-11"]);
+    assert_eq!(kids(&ring), ["2026-12", "2026-11"]);
     assert!(!ring.jwks_json().contains("\"d\""), "no private material");
-    assert!(ring.cache_control().starts_with("public, max-age="));
+    assert_eq!(ring.cache_control(), "public, max-age=1");
 
-    // A resource server reading the published JWKS accepts both tokens.
+    // A resource server reading the published JWKS accepts all tokens.
     let server = Server::start(ring.jwks_json()).await;
     let jwks = RemoteJwks::builder(server.url())
         .insecure_allow_http_loopback()
@@ -486,13 +498,37 @@ async fn a_key_ring_publishes_its_jwks_and_rotates_with_a_grace_period() {
     let local = issuer.verifier().build().unwrap();
     for v in [&remote, &local] {
         assert_eq!(v.verify(&new).await.unwrap().kid(), Some("2026-12"));
-        assert!(
-            v.verify(&old).await.is_ok(),
-            "old tokens work through the grace period"
-        );
+        assert_eq!(v.verify(&still_old).await.unwrap().kid(), Some("2026-11"));
+        assert!(v.verify(&old).await.is_ok(), "old tokens work on");
     }
-    // After the grace period the old key is gone from the ring.
+    // The retired key verifies only what it signed before retiring: a
+    // token it signs now (whoever holds it) is refused.
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    let retired = signing(Algorithm::EdDSA, "ed25519.pem", "2026-11");
+    let now = keycard_core::unix_now();
+    let mut claims = serde_json::Map::new();
+    for (k, v) in [
+        ("iss", json!(ISS)),
+        ("aud", json!("api")),
+        ("sub", json!("mallory")),
+        ("iat", json!(now)),
+        ("exp", json!(now + 60)),
+    ] {
+        claims.insert(k.into(), v);
+    }
+    let forged = retired.sign("at+jwt", &claims).unwrap();
+    let strict = issuer
+        .verifier()
+        .leeway(Duration::from_secs(0))
+        .build()
+        .unwrap();
+    assert_eq!(
+        strict.verify(&forged).await.unwrap_err().kind(),
+        AuthErrorKind::UnknownKey,
+        "a retired key signed a new token"
+    );
+    // Withdrawn (a leaked key): gone at once.
+    assert!(ring.withdraw("2026-11"));
     assert!(local.verify(&old).await.is_err());
     assert_eq!(ring.public_jwks().keys.len(), 1);
 

@@ -24,6 +24,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod forward;
 mod future;
 mod layer;
 mod rejection;
