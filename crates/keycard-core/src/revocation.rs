@@ -15,6 +15,16 @@ use arc_swap::ArcSwap;
 use crate::key::BoxFuture;
 use crate::verify::now_secs;
 
+/// A clock read from a revocation store.
+#[derive(Debug)]
+pub(crate) struct StoreClock(pub(crate) Arc<dyn RevocationStore>);
+
+impl crate::clock::Clock for StoreClock {
+    fn now(&self) -> i64 {
+        self.0.now()
+    }
+}
+
 /// What revocation looks at in a verified token.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]

@@ -386,6 +386,55 @@ impl Verifier {
         self.0.csrf.check(method, headers).map_err(|e| self.err(e))
     }
 
+    /// The session id (`sid`) of a token whose signature, key, type,
+    /// issuer and audience check out, whether or not it has expired or was
+    /// revoked. Only to end that session (a logout retried after a partial
+    /// failure, or with an expired token): never to let a request in.
+    pub(crate) fn authentic_sid(&self, token: &str) -> Result<Option<String>, AuthError> {
+        let s = &*self.0;
+        let p = parse(token, s).map_err(|e| self.err(e))?;
+        let keys = match s
+            .keys
+            .lookup(p.registered.iss.as_deref(), p.kid.as_deref(), p.alg)
+        {
+            KeyLookup::Found(keys) => keys,
+            KeyLookup::Unavailable => return Err(self.err(AuthErrorKind::KeysUnavailable.into())),
+            _ => return Err(self.err(AuthErrorKind::UnknownKey.into())),
+        };
+        let signing_input = &token.as_bytes()[..p.signing_input_len];
+        let signature = &token[p.signing_input_len + 1..];
+        if !keys
+            .iter()
+            .any(|k| k.verify_signature(signing_input, signature))
+        {
+            return Err(self.err(AuthErrorKind::BadSignature.into()));
+        }
+        if let Some(want) = s.token_type {
+            if !want.matches(p.typ.as_deref()) {
+                return Err(self.err(AuthErrorKind::WrongTokenType.into()));
+            }
+        }
+        let reg = p.registered;
+        if !s.issuers.is_empty() && !reg.iss.as_ref().is_some_and(|i| s.issuers.contains(i)) {
+            return Err(self.err(AuthErrorKind::WrongIssuer.into()));
+        }
+        if !s.audiences.is_empty() && !reg.aud.iter().any(|a| s.audiences.contains(a)) {
+            return Err(self.err(AuthErrorKind::WrongAudience.into()));
+        }
+        Ok(reg.sid)
+    }
+
+    /// The raw token of a request, as [`Verifier::authenticate_now`] finds it.
+    pub(crate) fn find_token<'h, H: RequestHeaders + ?Sized>(
+        &self,
+        headers: &'h H,
+    ) -> Option<&'h str> {
+        match self.0.sources.find(headers) {
+            Ok(Some((t, _))) => Some(t),
+            _ => None,
+        }
+    }
+
     /// How many verified tokens the cache holds (0 without a cache).
     pub fn cached_tokens(&self) -> u64 {
         self.0
@@ -891,7 +940,10 @@ impl VerifierBuilder {
         self
     }
 
-    /// Consult this revocation store for every token.
+    /// Consult this revocation store for every token. Expiry is then judged
+    /// by the store's clock ([`RevocationStore::now`]) unless
+    /// [`VerifierBuilder::clock`] sets another: the store keeps and prunes
+    /// its entries by that clock.
     pub fn revocation(mut self, store: Arc<dyn RevocationStore>) -> Self {
         self.revocation = Some(store);
         self
@@ -1016,6 +1068,13 @@ impl VerifierBuilder {
             },
         };
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        // Entries of a shared denylist are kept and pruned by the store's
+        // clock: judge expiry by the same one, unless told otherwise.
+        let clock = self.clock.or_else(|| {
+            self.revocation
+                .clone()
+                .map(|r| Arc::new(crate::revocation::StoreClock(r)) as Arc<dyn crate::clock::Clock>)
+        });
         Ok(Verifier(Arc::new(Settings {
             keys,
             sources,
@@ -1037,7 +1096,7 @@ impl VerifierBuilder {
             csrf: self.csrf,
             reference_signatures: self.reference_signatures,
             cache: self.cache_capacity.map(crate::cache::TokenCache::new),
-            clock: self.clock,
+            clock,
             algorithms: self
                 .algorithms
                 .map(|a| a.into_iter().map(crate::key::alg_name).collect()),

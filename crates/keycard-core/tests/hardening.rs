@@ -267,11 +267,15 @@ impl RefreshStore for LostReply {
             committed
         })
     }
-    fn end<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.inner.end(sid)
+    fn end<'a>(&'a self, sid: &'a str, until: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.end(sid, until)
     }
-    fn end_subject<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
-        self.inner.end_subject(sub)
+    fn end_subject<'a>(
+        &'a self,
+        sub: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.end_subject(sub, until)
     }
 }
 
@@ -619,5 +623,146 @@ async fn refresh_re_reads_who_the_user_is() {
             .unwrap_err()
             .kind(),
         AuthErrorKind::Revoked
+    );
+}
+
+// ---- Findings of the auditor who attacked this round ----------------------
+
+/// A refresh store whose `end` fails while `failures` > 0.
+#[derive(Debug, Default)]
+struct FlakyEnd {
+    inner: InMemoryRefreshStore,
+    failures: AtomicUsize,
+}
+
+impl RefreshStore for FlakyEnd {
+    fn start<'a>(&'a self, f: NewFamily<'a>) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.start(f)
+    }
+    fn rotate<'a>(&'a self, r: RotateRequest<'a>) -> BoxFuture<'a, Result<Rotation, StoreError>> {
+        self.inner.rotate(r)
+    }
+    fn end<'a>(&'a self, sid: &'a str, until: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Box::pin(std::future::ready(Err(StoreError::Unavailable(
+                "connection reset".into(),
+            ))));
+        }
+        self.inner.end(sid, until)
+    }
+    fn end_subject<'a>(
+        &'a self,
+        sub: &'a str,
+        until: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        self.inner.end_subject(sub, until)
+    }
+}
+
+/// A logout that failed half way must be finishable by retrying with the
+/// same credential, and must never report success while the refresh
+/// family lives on (it came back once the session's revocation entry
+/// expired).
+#[tokio::test]
+async fn a_logout_that_failed_half_way_is_finished_by_a_retry() {
+    let store = Arc::new(FlakyEnd::default());
+    let s = Sessions::builder(issuer(900, 3600))
+        .refresh_store(store.clone())
+        .build()
+        .unwrap();
+    let c = keycard_core::CookieSettings::new();
+    // Bearer client.
+    let pair = s.login("alice", &json!({})).await.unwrap();
+    let bearer = format!("Bearer {}", pair.access_token);
+    store.failures.store(1, Ordering::SeqCst);
+    let first = s
+        .logout_endpoint(&c, "POST", &[("authorization", bearer.as_str())][..])
+        .await;
+    assert_eq!(first.status, 503);
+    let retry = s
+        .logout_endpoint(&c, "POST", &[("authorization", bearer.as_str())][..])
+        .await;
+    assert_eq!(retry.status, 200, "{retry:?}");
+    assert!(
+        store.inner.is_empty(),
+        "the family survived a successful logout"
+    );
+    assert!(s.refresh(&pair.refresh_token).await.is_err());
+    // Cookie client whose refresh token is already revoked (a first logout
+    // revoked the session, then ending the family failed).
+    let pair = s.login("bob", &json!({})).await.unwrap();
+    let sid = pair.sid.clone();
+    s.revocation()
+        .revoke_session(&sid, now() + 900)
+        .await
+        .unwrap();
+    let cookie = format!("keycard_refresh={}", pair.refresh_token);
+    let a = s
+        .logout_endpoint(&c, "POST", &[("cookie", cookie.as_str())][..])
+        .await;
+    assert_eq!(a.status, 200);
+    assert!(
+        store.inner.is_empty(),
+        "a revoked refresh token left its family alive"
+    );
+    // The answer's Debug never shows a token.
+    let login = s.login_response(
+        &c,
+        "POST",
+        &[][..],
+        s.login("carol", &json!({})).await,
+        false,
+    );
+    let dbg = format!("{login:?}");
+    assert!(!dbg.contains("eyJ"), "{dbg}");
+}
+
+/// The store committed a rotation but stayed unreachable for every retry:
+/// the client's own retry on this node repeats the same request and gets
+/// the committed pair, instead of counting as reuse.
+#[tokio::test]
+async fn a_rotation_unanswered_through_every_retry_is_finished_by_the_clients_retry() {
+    let store = Arc::new(LostReply::default());
+    let s = Sessions::builder(issuer(900, 3600))
+        .refresh_store(store.clone())
+        .build()
+        .unwrap();
+    let pair = s.login("alice", &json!({})).await.unwrap();
+    store.lose.store(3, Ordering::SeqCst);
+    let first = s.refresh(&pair.refresh_token).await;
+    assert!(matches!(first, Err(SessionError::Store(_))), "{first:?}");
+    let retry = s
+        .refresh(&pair.refresh_token)
+        .await
+        .expect("the committed pair");
+    assert!(s.verifier().verify(&retry.access_token).await.is_ok());
+    assert!(s.refresh(&retry.refresh_token).await.is_ok());
+}
+
+/// A verifier that shares a revocation store judges expiry by the store's
+/// clock, the clock the store keeps and prunes its entries by.
+#[tokio::test]
+async fn a_verifier_with_a_shared_store_judges_expiry_by_its_clock() {
+    let shared = Arc::new(InMemoryRevocationStore::new());
+    let ahead = Arc::new(Skewed(shared, 600));
+    let token = issuer(60, 3600)
+        .issue(keycard_core::TokenType::Access, "alice", None, &json!({}))
+        .unwrap()
+        .token;
+    let v = Verifier::builder()
+        .key(Key::hs256(SECRET).unwrap())
+        .issuer("auth")
+        .audience("api")
+        .revocation(ahead)
+        .build()
+        .unwrap();
+    assert_eq!(v.now(), now() + 600);
+    assert_eq!(
+        v.verify(&token).await.unwrap_err().kind(),
+        AuthErrorKind::Expired
     );
 }

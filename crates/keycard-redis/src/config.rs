@@ -32,16 +32,39 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// The URL with any user and password replaced, safe to log:
-/// `redis://user:secret@host:6379/0` becomes `redis://<redacted>@host:6379/0`.
+/// The URL with any user name and password removed, safe to log:
+/// `redis://user:secret@host:6379/0` becomes
+/// `redis://<redacted>@host:6379/0`, and `user`/`pass`/`password` query
+/// parameters (unix-socket URLs) are dropped. A URL that does not parse is
+/// not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Ok(mut parsed) = url::Url::parse(url) else {
         return "<unparsable url>".into();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
-        None => url.to_owned(),
+    let had_user = !parsed.username().is_empty() || parsed.password().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| {
+            !matches!(
+                k.to_ascii_lowercase().as_str(),
+                "user" | "username" | "pass" | "password"
+            )
+        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if parsed.query().is_some() {
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    let shown = parsed.to_string();
+    match (had_user, shown.split_once("://")) {
+        (true, Some((scheme, rest))) => format!("{scheme}://<redacted>@{rest}"),
+        _ => shown,
     }
 }
 
@@ -107,6 +130,7 @@ pub(crate) struct Keys {
     pub(crate) sid: String,
     pub(crate) sub: String,
     pub(crate) subcut: String,
+    pub(crate) seq: String,
     pub(crate) channel: String,
     pub(crate) heartbeat: String,
     pub(crate) family: String,
@@ -120,6 +144,7 @@ impl Keys {
             sid: format!("{prefix}rev:sid"),
             sub: format!("{prefix}rev:sub"),
             subcut: format!("{prefix}rev:subcut"),
+            seq: format!("{prefix}rev:seq"),
             channel: format!("{prefix}rev:events"),
             heartbeat: format!("{prefix}rev:hb:{node}"),
             family: format!("{prefix}rf:"),
@@ -148,6 +173,15 @@ mod tests {
         );
         assert_eq!(redact_url("rediss://:pw@h/1"), "rediss://<redacted>@h/1");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        // A slash in the password, and unix-socket query parameters.
+        let shown = redact_url("redis://admin:s3cr/t@127.0.0.1:6391/0");
+        assert!(!shown.contains("s3cr"), "{shown}");
+        let shown = redact_url("redis+unix:///tmp/r.sock?pass=hunter2&db=1");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("db=1"),
+            "{shown}"
+        );
+        assert_eq!(redact_url("not a url :pw@"), "<unparsable url>");
         let dbg = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
         assert!(!dbg.contains("hunter2"), "{dbg}");
     }

@@ -28,7 +28,9 @@
 //!   snapshot, and applies announcements as they arrive.
 //! - **The view proves it is current.** Every health interval the node
 //!   publishes a heartbeat on a channel of its own and must receive it back
-//!   through the same subscription; TCP keepalive is on. A view that has
+//!   through the same subscription; TCP keepalive is on. Announcements are
+//!   numbered and the heartbeat names the last number: a node that missed
+//!   one (a gap, or a heartbeat naming a number it has not seen) resyncs. A view that has
 //!   not proven itself within [`RedisConfig::max_staleness`] (default 3 s)
 //!   fails closed and the subscription is rebuilt, so a flow that a NAT or
 //!   firewall dropped without closing the socket cannot keep a node
@@ -47,8 +49,9 @@
 //! Keys, under a configurable prefix (default `keycard:`): sorted sets
 //! `rev:jti`, `rev:sid`, `rev:sub` scored by the tokens' `exp` (entries are
 //! kept until `exp` + [`keycard_core::REVOCATION_GRACE`]), a hash
-//! `rev:subcut` of subject cut-off times, the channel `rev:events` and one
-//! heartbeat channel per node `rev:hb:<node>`, one hash `rf:<sid>` per
+//! `rev:subcut` of subject cut-off times, the announcement counter
+//! `rev:seq`, the channel `rev:events` and one heartbeat channel per node
+//! `rev:hb:<node>`, one hash `rf:<sid>` per
 //! refresh family that expires with the session, and one sorted set
 //! `rfsub:<sub>` per subject indexing its families.
 
@@ -273,6 +276,7 @@ pub(crate) async fn revoke(
     let mut inv = scripts::REVOKE_SCRIPT.prepare_invoke();
     inv.key(zset)
         .key(&keys.subcut)
+        .key(&keys.seq)
         .arg(sync::kind_name(e.kind))
         .arg(&*e.id)
         .arg(e.exp)

@@ -25,15 +25,28 @@ impl fmt::Debug for RedisRefreshStore {
 }
 
 impl RedisRefreshStore {
-    async fn end_one(&self, sid: &str) -> Result<(), StoreError> {
+    async fn end_one(&self, sid: &str, revoke_until: i64) -> Result<(), StoreError> {
         let keys = &self.0.keys;
         let mut conn = self.0.conn.clone();
         let mut inv = END_SCRIPT.prepare_invoke();
         inv.key(keys.family(sid))
+            .key(&keys.sid)
+            .key(&keys.seq)
             .arg(sid)
-            .arg(&keys.subject_families);
+            .arg(&keys.subject_families)
+            .arg(revoke_until)
+            .arg(&keys.channel);
         with_timeout(self.0.timeout, inv.invoke_async::<i64>(&mut conn)).await?;
+        self.applied(sid, revoke_until);
         Ok(())
+    }
+
+    /// The script revoked the session: apply it here at once, before the
+    /// announcement echoes back.
+    fn applied(&self, sid: &str, until: i64) {
+        self.0
+            .view
+            .apply(&RevocationEntry::new(EntryKind::Session, sid, until, 0));
     }
 }
 
@@ -58,16 +71,21 @@ impl RefreshStore for RedisRefreshStore {
             let mut inv = START_SCRIPT.prepare_invoke();
             inv.key(keys.family(f.sid))
                 .key(keys.subject(f.sub))
+                .key(&keys.sid)
+                .key(&keys.seq)
                 .arg(f.jti)
                 .arg(f.session_expires_at)
                 .arg(f.sub)
                 .arg(f.now)
                 .arg(f.max_per_subject.min(i64::MAX as usize) as i64)
-                .arg(f.sid);
+                .arg(f.sid)
+                .arg(&keys.family)
+                .arg(f.revoke_evicted_until)
+                .arg(&keys.channel);
             let evicted: Vec<String> =
                 with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
             for sid in &evicted {
-                self.end_one(sid).await?;
+                self.applied(sid, f.revoke_evicted_until);
             }
             Ok(evicted)
         })
@@ -80,6 +98,7 @@ impl RefreshStore for RedisRefreshStore {
             let mut inv = ROTATE_SCRIPT.prepare_invoke();
             inv.key(keys.family(r.sid))
                 .key(&keys.sid)
+                .key(&keys.seq)
                 .arg(r.presented)
                 .arg(r.next)
                 .arg(r.access_jti)
@@ -101,14 +120,7 @@ impl RefreshStore for RedisRefreshStore {
                     rotated_at: number(&reply, 4)?,
                 }),
                 "reused" => {
-                    // The script revoked the session too: apply it here at
-                    // once, before the announcement echoes back.
-                    self.0.view.apply(&RevocationEntry::new(
-                        EntryKind::Session,
-                        r.sid,
-                        r.reuse_revokes_until,
-                        0,
-                    ));
+                    self.applied(r.sid, r.reuse_revokes_until);
                     Rotation::Reused
                 }
                 "unknown" => Rotation::Unknown,
@@ -117,11 +129,15 @@ impl RefreshStore for RedisRefreshStore {
         })
     }
 
-    fn end<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.end_one(sid))
+    fn end<'a>(&'a self, sid: &'a str, revoke_until: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.end_one(sid, revoke_until))
     }
 
-    fn end_subject<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+    fn end_subject<'a>(
+        &'a self,
+        sub: &'a str,
+        revoke_until: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.0.conn.clone();
             let sids: Vec<String> = with_timeout(
@@ -134,7 +150,7 @@ impl RefreshStore for RedisRefreshStore {
             )
             .await?;
             for sid in &sids {
-                self.end_one(sid).await?;
+                self.end_one(sid, revoke_until).await?;
             }
             Ok(sids)
         })

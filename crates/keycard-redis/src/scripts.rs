@@ -6,9 +6,13 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// Every announcement carries a sequence number from `rev:seq`, so a node
+/// notices a lost one (a gap, or a heartbeat naming a number it has not
+/// seen) and resyncs.
+///
 /// Add or widen a denylist entry, prune entries past `exp` + grace, and
 /// announce it.
-/// KEYS: zset of the kind, subject cut-off hash.
+/// KEYS: zset of the kind, subject cut-off hash, sequence.
 /// ARGV: kind, id, exp, cutoff, channel, grace seconds.
 const REVOKE: &str = r"
 local t = redis.call('TIME')
@@ -21,17 +25,22 @@ if ARGV[1] == 'sub' then
   if tonumber(ARGV[4]) > cur then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. horizon)
-redis.call('PUBLISH', ARGV[5], ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[2])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[5], seq .. ' ' .. ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[2])
 return 1
 ";
 
-/// Start a family and index it under its subject; returns the sids of the
-/// subject's oldest families beyond the cap (the caller ends them). The
-/// index is scored by start time in microseconds (Redis time), so "oldest"
-/// is well defined within a second; entries older than one session
-/// lifetime are pruned.
-/// KEYS: family hash, subject index (zset sid -> start time).
-/// ARGV: first jti, session end, sub, now, cap, sid.
+/// Start a family and index it under its subject. The subject's oldest
+/// families beyond the cap end in the same step: deleted, unindexed, and
+/// their sessions revoked (announced); their sids are returned. The index
+/// is scored by start time in microseconds (Redis time), so "oldest" is
+/// well defined within a second; entries older than one session lifetime
+/// are pruned. Family keys of evicted sessions are derived from the family
+/// prefix (same key prefix, so the same hash tag when one is used).
+/// KEYS: family hash, subject index (zset sid -> start time), sid
+/// revocation zset, sequence.
+/// ARGV: first jti, session end, sub, now, cap, sid, family prefix,
+/// revoke-until, channel.
 const START: &str = r"
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -45,7 +54,13 @@ local over = redis.call('ZCARD', KEYS[2]) + 1 - tonumber(ARGV[5])
 local evicted = {}
 if over > 0 then
   evicted = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  for _, s in ipairs(evicted) do redis.call('ZREM', KEYS[2], s) end
+  for _, s in ipairs(evicted) do
+    redis.call('ZREM', KEYS[2], s)
+    redis.call('DEL', ARGV[7] .. s)
+    redis.call('ZADD', KEYS[3], 'GT', ARGV[8], s)
+    local seq = redis.call('INCR', KEYS[4])
+    redis.call('PUBLISH', ARGV[9], seq .. ' sid ' .. ARGV[8] .. ' 0 ' .. s)
+  end
 end
 redis.call('ZADD', KEYS[2], now_us, ARGV[6])
 redis.call('EXPIREAT', KEYS[2], ARGV[2], 'GT')
@@ -56,7 +71,7 @@ return evicted
 /// Rotate a family. Replies `{'rotated', exp}`, `{'already', exp, next,
 /// access_jti, rotated_at}`, `{'reused'}` or `{'unknown'}`. On reuse the
 /// family is marked and the session's tokens are revoked in the same step.
-/// KEYS: family hash, sid revocation zset.
+/// KEYS: family hash, sid revocation zset, sequence.
 /// ARGV: presented, next, access jti, now, grace, revoke-until, channel, sid.
 const ROTATE: &str = r"
 local h = redis.call('HMGET', KEYS[1], 'cur', 'exp', 'st', 'prev', 'nxt', 'nat', 'rat')
@@ -76,19 +91,34 @@ if h[4] == ARGV[1] and h[1] == h[5] then
 end
 redis.call('HSET', KEYS[1], 'st', 'reuse')
 redis.call('ZADD', KEYS[2], 'GT', ARGV[6], ARGV[8])
-redis.call('PUBLISH', ARGV[7], 'sid ' .. ARGV[6] .. ' 0 ' .. ARGV[8])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[7], seq .. ' sid ' .. ARGV[6] .. ' 0 ' .. ARGV[8])
 return {'reused'}
 ";
 
-/// End a family: unindex it from its subject and delete it. The subject
-/// index key is derived from the family's own `sub` field (same key prefix,
-/// so the same hash tag when one is used).
-/// KEYS: family hash. ARGV: sid, subject index prefix.
+/// End a family: unindex it from its subject, delete it, and revoke the
+/// session's tokens, in one step. The subject index key is derived from
+/// the family's own `sub` field (same key prefix, so the same hash tag when
+/// one is used).
+/// KEYS: family hash, sid revocation zset, sequence.
+/// ARGV: sid, subject index prefix, revoke-until, channel.
 const END: &str = r"
 local sub = redis.call('HGET', KEYS[1], 'sub')
 if sub then redis.call('ZREM', ARGV[2] .. sub, ARGV[1]) end
 redis.call('DEL', KEYS[1])
+redis.call('ZADD', KEYS[2], 'GT', ARGV[3], ARGV[1])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[4], seq .. ' sid ' .. ARGV[3] .. ' 0 ' .. ARGV[1])
 return 1
+";
+
+/// A heartbeat on a node's own channel, carrying the sequence number of
+/// the last announcement: the node is current when it has seen that one.
+/// KEYS: sequence. ARGV: the node's heartbeat channel, heartbeat number.
+const HEARTBEAT: &str = r"
+local s = redis.call('GET', KEYS[1]) or '0'
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s)
+return s
 ";
 
 // Hashed once; invoked by EVALSHA with a fallback to EVAL.
@@ -96,3 +126,4 @@ pub(crate) static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new
 pub(crate) static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(START));
 pub(crate) static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE));
 pub(crate) static END_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(END));
+pub(crate) static HEARTBEAT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEAT));

@@ -17,9 +17,10 @@ use crate::config::Keys;
 use crate::view::View;
 use crate::{revoke, unavailable, with_timeout};
 
-/// Parse an announcement: `kind exp cutoff id`.
-pub(crate) fn parse_event(payload: &str) -> Option<RevocationEntry> {
-    let mut it = payload.splitn(4, ' ');
+/// Parse an announcement: `seq kind exp cutoff id`.
+pub(crate) fn parse_event(payload: &str) -> Option<(u64, RevocationEntry)> {
+    let mut it = payload.splitn(5, ' ');
+    let seq = it.next()?.parse().ok()?;
     let kind = match it.next()? {
         "jti" => EntryKind::Token,
         "sid" => EntryKind::Session,
@@ -28,7 +29,7 @@ pub(crate) fn parse_event(payload: &str) -> Option<RevocationEntry> {
     };
     let exp = it.next()?.parse().ok()?;
     let cutoff = it.next()?.parse().ok()?;
-    Some(RevocationEntry::new(kind, it.next()?, exp, cutoff))
+    Some((seq, RevocationEntry::new(kind, it.next()?, exp, cutoff)))
 }
 
 pub(crate) fn kind_name(kind: EntryKind) -> &'static str {
@@ -39,39 +40,43 @@ pub(crate) fn kind_name(kind: EntryKind) -> &'static str {
     }
 }
 
-/// Load the live entries from Redis.
+/// Load the live entries from Redis, with the number of the last
+/// announcement they include.
 async fn snapshot(
     conn: &mut ConnectionManager,
     keys: &Keys,
     timeout: Duration,
     now: i64,
-) -> Result<Denylist, StoreError> {
+) -> Result<(Denylist, u64), StoreError> {
     let horizon = now - REVOCATION_GRACE.as_secs() as i64;
     type Pairs = Vec<(String, i64)>;
-    let (jti, sid, sub, cut): (Pairs, Pairs, Pairs, Vec<(String, i64)>) = with_timeout(
-        timeout * 5,
-        redis::pipe()
-            .atomic()
-            .cmd("ZRANGEBYSCORE")
-            .arg(&keys.jti)
-            .arg(horizon)
-            .arg("+inf")
-            .arg("WITHSCORES")
-            .cmd("ZRANGEBYSCORE")
-            .arg(&keys.sid)
-            .arg(horizon)
-            .arg("+inf")
-            .arg("WITHSCORES")
-            .cmd("ZRANGEBYSCORE")
-            .arg(&keys.sub)
-            .arg(horizon)
-            .arg("+inf")
-            .arg("WITHSCORES")
-            .cmd("HGETALL")
-            .arg(&keys.subcut)
-            .query_async(conn),
-    )
-    .await?;
+    let (jti, sid, sub, cut, seq): (Pairs, Pairs, Pairs, Vec<(String, i64)>, Option<u64>) =
+        with_timeout(
+            timeout * 5,
+            redis::pipe()
+                .atomic()
+                .cmd("ZRANGEBYSCORE")
+                .arg(&keys.jti)
+                .arg(horizon)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .cmd("ZRANGEBYSCORE")
+                .arg(&keys.sid)
+                .arg(horizon)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .cmd("ZRANGEBYSCORE")
+                .arg(&keys.sub)
+                .arg(horizon)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .cmd("HGETALL")
+                .arg(&keys.subcut)
+                .cmd("GET")
+                .arg(&keys.seq)
+                .query_async(conn),
+        )
+        .await?;
     let mut list = Denylist::default();
     for (id, exp) in jti {
         list.insert(&RevocationEntry::new(EntryKind::Token, id, exp, 0));
@@ -84,7 +89,7 @@ async fn snapshot(
         let c = cut.get(&id).copied().unwrap_or(exp);
         list.insert(&RevocationEntry::new(EntryKind::Subject, id, exp, c));
     }
-    Ok(list)
+    Ok((list, seq.unwrap_or(0)))
 }
 
 /// Read the Redis clock and record its offset to the local one.
@@ -138,7 +143,7 @@ impl Sync {
         // before it was asked for.
         let asked = Instant::now();
         measure_clock(&mut self.conn, view, timeout).await?;
-        let remote = snapshot(&mut self.conn, keys, timeout, view.now()).await?;
+        let (remote, mut last_seq) = snapshot(&mut self.conn, keys, timeout, view.now()).await?;
         let now = view.now();
         let missing = view.update(|local| {
             local.prune(now);
@@ -175,10 +180,24 @@ impl Sync {
                     };
                     let payload = String::from_utf8_lossy(msg.get_payload_bytes());
                     if msg.get_channel_name() == keys.heartbeat {
-                        // Everything acknowledged before this heartbeat was
-                        // published has reached us: the view is current as
-                        // of then.
-                        let Ok(n) = payload.parse::<u64>() else { continue };
+                        // `n redis_seq`: everything announced before this
+                        // heartbeat was published has reached us, and the
+                        // last of it was number `redis_seq`.
+                        let mut it = payload.split(' ');
+                        let (Some(Ok(n)), Some(Ok(redis_seq))) = (
+                            it.next().map(str::parse::<u64>),
+                            it.next().map(str::parse::<u64>),
+                        ) else {
+                            continue;
+                        };
+                        if redis_seq != last_seq {
+                            // Missed an announcement, or Redis lost its
+                            // data (the counter went back): resync, which
+                            // also writes back what this node knows.
+                            return Err(unavailable(format!(
+                                "announcement {redis_seq} was published, {last_seq} is the last seen"
+                            )));
+                        }
                         while let Some((s, at)) = sent.front().copied() {
                             if s > n { break; }
                             sent.pop_front();
@@ -187,18 +206,29 @@ impl Sync {
                         continue;
                     }
                     match parse_event(&payload) {
-                        Some(entry) => view.apply(&entry),
+                        Some((seq, entry)) => {
+                            view.apply(&entry);
+                            if seq == last_seq + 1 {
+                                last_seq = seq;
+                            } else if seq > last_seq + 1 {
+                                return Err(unavailable(format!(
+                                    "announcements {} to {} were lost",
+                                    last_seq + 1,
+                                    seq - 1
+                                )));
+                            }
+                            // seq <= last_seq: already in the snapshot, or
+                            // Redis restarted empty (the heartbeat tells).
+                        }
                         None => tracing::warn!("keycard-redis: ignoring a malformed announcement"),
                     }
                 }
                 _ = ticker.tick() => {
                     seq += 1;
                     let at = Instant::now();
-                    with_timeout(
-                        timeout,
-                        redis::cmd("PUBLISH").arg(&keys.heartbeat).arg(seq).query_async::<i64>(&mut self.conn),
-                    )
-                    .await?;
+                    let mut hb = crate::scripts::HEARTBEAT_SCRIPT.prepare_invoke();
+                    hb.key(&keys.seq).arg(&keys.heartbeat).arg(seq);
+                    with_timeout(timeout, hb.invoke_async::<String>(&mut self.conn)).await?;
                     sent.push_back((seq, at));
                     if sent.len() > 1024 {
                         sent.pop_front();
@@ -229,13 +259,14 @@ mod tests {
 
     #[test]
     fn announcements_parse_and_ids_may_contain_spaces() {
-        let e = parse_event("sub 100 50 john smith").unwrap();
+        let (seq, e) = parse_event("7 sub 100 50 john smith").unwrap();
         assert_eq!(
-            (e.kind, e.exp, e.cutoff, &*e.id),
-            (EntryKind::Subject, 100, 50, "john smith")
+            (seq, e.kind, e.exp, e.cutoff, &*e.id),
+            (7, EntryKind::Subject, 100, 50, "john smith")
         );
-        assert!(parse_event("bogus 1 2 x").is_none());
-        assert!(parse_event("jti x 2 y").is_none());
-        assert!(parse_event("jti 1").is_none());
+        assert!(parse_event("1 bogus 1 2 x").is_none());
+        assert!(parse_event("1 jti x 2 y").is_none());
+        assert!(parse_event("1 jti 1").is_none());
+        assert!(parse_event("jti 1 2 x").is_none(), "no sequence number");
     }
 }

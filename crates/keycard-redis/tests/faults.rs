@@ -262,3 +262,108 @@ async fn nodes_with_skewed_clocks_cut_off_by_the_redis_clock() {
         );
     }
 }
+
+/// An announcement that never reaches a node (a broken middlebox, a bug)
+/// is noticed by its number: the next heartbeat names a number the node
+/// has not seen, and it resyncs. Here the revocation is written straight
+/// into Redis and its announcement is "lost".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_announcement_is_noticed_and_repaired() {
+    let server = RedisServer::start().unwrap();
+    let p = prefix();
+    let (_b_stores, b) = node(config(&server.url(), &p)).await;
+    let pair = b.login("alice", &json!({})).await.unwrap();
+    let v = b.verifier().verify(&pair.access_token).await.unwrap();
+    let client = redis::Client::open(server.url().as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("ZADD")
+        .arg(format!("{p}rev:jti"))
+        .arg(v.registered().exp)
+        .arg(v.registered().jti.as_deref().unwrap())
+        .ignore()
+        .cmd("INCR")
+        .arg(format!("{p}rev:seq"))
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while b.verifier().verify(&pair.access_token).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the node never noticed the lost announcement"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match b.verifier().verify(&pair.access_token).await {
+            Err(e) if e.kind() == AuthErrorKind::Revoked => break,
+            _ => assert!(Instant::now() < deadline, "not repaired"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Logout and per-subject eviction end the family and revoke the session
+/// in one script: no half-done state for a retry to trip over, and an
+/// evicted session is refused on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_eviction_end_family_and_session_in_one_step() {
+    let server = RedisServer::start().unwrap();
+    let p = prefix();
+    let stores = RedisStores::connect_with(config(&server.url(), &p))
+        .await
+        .unwrap();
+    let a = Sessions::builder(issuer())
+        .revocation_store(stores.revocation())
+        .refresh_store(stores.refresh())
+        .max_sessions_per_subject(2)
+        .build()
+        .unwrap();
+    let (_b_stores, b) = node(config(&server.url(), &p)).await;
+    let client = redis::Client::open(server.url().as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let exists = |sid: String| {
+        let key = format!("{p}rf:{sid}");
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    let oldest = a.login("mallory", &json!({})).await.unwrap();
+    a.login("mallory", &json!({})).await.unwrap();
+    a.login("mallory", &json!({})).await.unwrap();
+    assert_eq!(
+        exists(oldest.sid.clone()).await,
+        0,
+        "the evicted family lives on"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.verifier().verify(&oldest.access_token).await.is_ok() {
+        assert!(Instant::now() < deadline, "the evicted session works on B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(b.refresh(&oldest.refresh_token).await.is_err());
+
+    let pair = a.login("alice", &json!({})).await.unwrap();
+    let v = a.verifier().verify(&pair.access_token).await.unwrap();
+    a.logout(&v).await.unwrap();
+    assert_eq!(exists(pair.sid.clone()).await, 0);
+    let revoked: Option<f64> = redis::cmd("ZSCORE")
+        .arg(format!("{p}rev:sid"))
+        .arg(&pair.sid)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        revoked.is_some(),
+        "the session was not revoked with its family"
+    );
+}

@@ -24,8 +24,9 @@ use super::{SessionError, Sessions, TokenPair};
 
 /// A framework-neutral HTTP answer: send `status`, the JSON `body` (with
 /// `Content-Type: application/json`), one `Set-Cookie` header per entry of
-/// `set_cookies`, and `WWW-Authenticate` when present.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `set_cookies`, and `WWW-Authenticate` when present. `Debug` never shows
+/// the body or cookie values (they may hold tokens).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointResponse {
     /// The HTTP status.
@@ -36,6 +37,22 @@ pub struct EndpointResponse {
     pub set_cookies: Vec<String>,
     /// The `WWW-Authenticate` value, for 401/403 answers.
     pub www_authenticate: Option<String>,
+}
+
+impl std::fmt::Debug for EndpointResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cookie_names: Vec<&str> = self
+            .set_cookies
+            .iter()
+            .map(|c| c.split('=').next().unwrap_or(""))
+            .collect();
+        f.debug_struct("EndpointResponse")
+            .field("status", &self.status)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("set_cookies", &cookie_names)
+            .field("www_authenticate", &self.www_authenticate)
+            .finish()
+    }
 }
 
 impl EndpointResponse {
@@ -248,6 +265,26 @@ impl Sessions {
             }
             Err(e) if e.kind() == AuthErrorKind::CrossSiteRequest => {
                 return EndpointResponse::from_auth(&e)
+            }
+            // An expired or already revoked access token of ours: its
+            // signature still names the session, so a logout that failed
+            // half way, or one after expiry, is finished.
+            Err(e) if matches!(e.kind(), AuthErrorKind::Revoked | AuthErrorKind::Expired) => {
+                if let Err(csrf) = &csrf {
+                    return EndpointResponse::from_auth(csrf);
+                }
+                match self
+                    .verifier()
+                    .find_token(headers)
+                    .map(|t| self.verifier().authentic_sid(t))
+                {
+                    Some(Ok(Some(sid))) => self.end_session(&sid).await,
+                    Some(Ok(None)) => Ok(()),
+                    _ => match refresh_cookie {
+                        Some(refresh) => self.logout_refresh(refresh).await,
+                        None => return EndpointResponse::from_auth(&e),
+                    },
+                }
             }
             // No live access token: the refresh cookie names the session.
             Err(e) => match refresh_cookie {

@@ -174,16 +174,6 @@ where
 /// refresh knows it before signing (the refresh store enforces it).
 const SESSION_END: &str = "sxp";
 
-/// A clock read from the revocation store, shared with the verifiers.
-#[derive(Debug)]
-struct StoreClock(Arc<dyn RevocationStore>);
-
-impl Clock for StoreClock {
-    fn now(&self) -> i64 {
-        self.0.now()
-    }
-}
-
 /// Issues, refreshes and revokes login sessions. Cheap to clone.
 ///
 /// ```
@@ -215,7 +205,15 @@ struct SessionsInner {
     max_per_subject: usize,
     reuse_grace: i64,
     rotate_attempts: u32,
+    /// Rotations the store did not answer, by presented refresh `jti`: the
+    /// client's retry reuses the same request (and gets the committed pair
+    /// if the first attempt did commit) instead of counting as reuse.
+    unanswered: std::sync::Mutex<std::collections::HashMap<String, (Prepared, i64)>>,
 }
+
+/// How long, and how many, unanswered rotations a node remembers.
+const UNANSWERED_TTL: i64 = 120;
+const UNANSWERED_MAX: usize = 10_000;
 
 impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -231,6 +229,7 @@ impl fmt::Debug for Sessions {
 }
 
 /// What a refresh signs before the store is asked to rotate.
+#[derive(Clone)]
 struct Prepared {
     pair: TokenPair,
     next: String,
@@ -302,7 +301,8 @@ impl Sessions {
         let claims = claims_map(claims)?;
         let p = self.sign_pair(sub, &sid, &claims, session_end, None, now)?;
         let family = NewFamily::new(&sid, sub, &p.next, session_end, now)
-            .max_per_subject(self.0.max_per_subject);
+            .max_per_subject(self.0.max_per_subject)
+            .revoke_evicted_until(self.access_revoke_until());
         let evicted = self.0.refresh.start(family).await?;
         for old in evicted {
             self.revoke_session_tokens(&old).await?;
@@ -352,12 +352,24 @@ impl Sessions {
             }
         }
         // Sign first, then rotate: a signing failure must not burn the token.
+        // A retry of a rotation this node could not confirm repeats the
+        // same request, with the same pair.
         let now = self.now();
-        let p = self.sign_pair(sub, sid, &claims, session_end, None, now)?;
+        let p = match self.take_unanswered(jti, now) {
+            Some(p) => p,
+            None => self.sign_pair(sub, sid, &claims, session_end, None, now)?,
+        };
         let req = RotateRequest::new(sid, jti, &p.next, &p.access_jti, now)
             .reuse_grace(self.0.reuse_grace)
             .reuse_revokes_until(now.saturating_add(secs(self.0.issuer.access_ttl())));
-        match self.rotate_with_retry(req).await? {
+        let rotation = match self.rotate_with_retry(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.remember_unanswered(jti, p, now);
+                return Err(e.into());
+            }
+        };
+        match rotation {
             Rotation::Rotated { .. } => Ok(p.pair),
             // Our own request, committed earlier (its reply was lost).
             Rotation::AlreadyRotated(c) if c.next == p.next => Ok(p.pair),
@@ -377,12 +389,30 @@ impl Sessions {
                 // The family is marked; if this fails, the next attempt on
                 // the family reports the reuse again and finishes it.
                 self.revoke_session_tokens(sid).await?;
-                self.0.refresh.end(sid).await?;
+                self.0.refresh.end(sid, self.access_revoke_until()).await?;
                 Err(SessionError::ReuseDetected)
             }
             Rotation::Unknown => Err(SessionError::InvalidGrant(AuthError::new(
                 AuthErrorKind::Revoked,
             ))),
+        }
+    }
+
+    fn take_unanswered(&self, jti: &str, now: i64) -> Option<Prepared> {
+        let mut map = self.0.unanswered.lock().unwrap_or_else(|p| p.into_inner());
+        match map.remove(jti) {
+            Some((p, at)) if now - at <= UNANSWERED_TTL => Some(p),
+            _ => None,
+        }
+    }
+
+    fn remember_unanswered(&self, jti: &str, p: Prepared, now: i64) {
+        let mut map = self.0.unanswered.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= UNANSWERED_MAX {
+            map.retain(|_, (_, at)| now - *at <= UNANSWERED_TTL);
+        }
+        if map.len() < UNANSWERED_MAX {
+            map.insert(jti.to_owned(), (p, now));
         }
     }
 
@@ -404,36 +434,47 @@ impl Sessions {
 
     /// Log out one session: its access token (this one and every other
     /// carrying the same `sid`) and its refresh family stop working at once.
-    /// Other sessions of the same user keep working.
+    /// Other sessions of the same user keep working. Safe to retry after a
+    /// failure: the session ends before the token itself is revoked, so the
+    /// same token can finish a logout that failed half way.
     pub async fn logout(&self, access: &Verified) -> Result<(), SessionError> {
         let reg = access.registered();
-        if let Some(jti) = reg.jti.as_deref() {
-            self.0.revocation.revoke_token(jti, reg.exp).await?;
-        }
         if let Some(sid) = reg.sid.as_deref() {
             self.end_session(sid).await?;
+        }
+        if let Some(jti) = reg.jti.as_deref() {
+            self.0.revocation.revoke_token(jti, reg.exp).await?;
         }
         Ok(())
     }
 
     /// Log out the session of a refresh token, e.g. when the access token
     /// has already expired. A refresh token that is expired, revoked or
-    /// spent ends its session too (its signature still proves the `sid`).
+    /// spent ends its session too: its signature still proves the `sid`,
+    /// so a logout that failed half way can always be finished.
     pub async fn logout_refresh(&self, refresh_token: &str) -> Result<(), SessionError> {
-        let sid = match self.0.refresh_verifier.verify(refresh_token).await {
-            Ok(v) => v.registered().sid.clone(),
-            Err(e) if e.kind() == AuthErrorKind::StoreUnavailable => {
-                return Err(StoreError::Unavailable("revocation store unavailable".into()).into())
-            }
-            // Already revoked, or expired (and so were the access tokens
-            // issued with it): nothing is left to end.
-            Err(e) if matches!(e.kind(), AuthErrorKind::Revoked | AuthErrorKind::Expired) => None,
-            Err(e) => return Err(SessionError::InvalidGrant(e)),
-        };
+        let sid = self
+            .session_of(&self.0.refresh_verifier, refresh_token)
+            .await?;
         if let Some(sid) = sid {
             self.end_session(&sid).await?;
         }
         Ok(())
+    }
+
+    /// The `sid` of a token of ours, valid or not: verified normally, or,
+    /// when only expired or revoked, through its signature alone.
+    async fn session_of(&self, v: &Verifier, token: &str) -> Result<Option<String>, SessionError> {
+        match v.verify(token).await {
+            Ok(v) => Ok(v.registered().sid.clone()),
+            Err(e) if e.kind() == AuthErrorKind::StoreUnavailable => {
+                Err(StoreError::Unavailable("revocation store unavailable".into()).into())
+            }
+            Err(e) if matches!(e.kind(), AuthErrorKind::Revoked | AuthErrorKind::Expired) => {
+                v.authentic_sid(token).map_err(SessionError::InvalidGrant)
+            }
+            Err(e) => Err(SessionError::InvalidGrant(e)),
+        }
     }
 
     /// Revoke every token of `sub` issued up to now and end every session
@@ -445,7 +486,12 @@ impl Sessions {
         let longest = self.0.issuer.refresh_ttl().max(self.0.issuer.access_ttl());
         let until = now.saturating_add(secs(longest));
         self.0.revocation.revoke_subject(sub, now, until).await?;
-        for sid in self.0.refresh.end_subject(sub).await? {
+        for sid in self
+            .0
+            .refresh
+            .end_subject(sub, self.access_revoke_until())
+            .await?
+        {
             self.revoke_session_tokens(&sid).await?;
         }
         Ok(())
@@ -457,18 +503,26 @@ impl Sessions {
     }
 
     async fn end_session(&self, sid: &str) -> Result<(), SessionError> {
-        // Revoke first: if it fails, the family still exists and a retry of
-        // the logout finds it.
-        self.revoke_session_tokens(sid).await?;
-        self.0.refresh.end(sid).await?;
-        Ok(())
+        // The family first (a Redis store revokes the session's tokens in
+        // the same script), then the session's access tokens: a failure at
+        // either step leaves every credential of the session able to retry
+        // the logout, and both steps are idempotent.
+        self.0.refresh.end(sid, self.access_revoke_until()).await?;
+        self.revoke_session_tokens(sid).await
+    }
+
+    /// Until when a session revoked now must stay revoked: its access
+    /// tokens outlive it by at most their lifetime (stores keep the entry a
+    /// leeway longer).
+    fn access_revoke_until(&self) -> i64 {
+        self.now().saturating_add(secs(self.0.issuer.access_ttl()))
     }
 
     async fn revoke_session_tokens(&self, sid: &str) -> Result<(), SessionError> {
-        // Access tokens of the session outlive it by at most their lifetime
-        // (the store keeps the entry a leeway longer).
-        let until = self.now().saturating_add(secs(self.0.issuer.access_ttl()));
-        self.0.revocation.revoke_session(sid, until).await?;
+        self.0
+            .revocation
+            .revoke_session(sid, self.access_revoke_until())
+            .await?;
         Ok(())
     }
 
@@ -614,7 +668,7 @@ impl SessionsBuilder {
         let refresh = self
             .refresh
             .unwrap_or_else(|| Arc::new(InMemoryRefreshStore::new()));
-        let clock: Arc<dyn Clock> = Arc::new(StoreClock(revocation.clone()));
+        let clock: Arc<dyn Clock> = Arc::new(crate::revocation::StoreClock(revocation.clone()));
         let configure = |b: VerifierBuilder| match &self.configure {
             Some(f) => f(b),
             None => b,
@@ -637,6 +691,7 @@ impl SessionsBuilder {
             max_per_subject: self.max_per_subject,
             reuse_grace: secs(self.reuse_grace),
             rotate_attempts: 3,
+            unanswered: std::sync::Mutex::new(std::collections::HashMap::new()),
         })))
     }
 }

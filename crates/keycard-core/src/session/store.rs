@@ -27,6 +27,10 @@ pub struct NewFamily<'a> {
     /// Most live sessions one subject may hold; starting one more ends the
     /// oldest ones, which the store returns so their tokens can be revoked.
     pub max_per_subject: usize,
+    /// A store that can also revoke the ended sessions' access tokens in
+    /// the same atomic step (Redis) revokes them until this time. The
+    /// caller revokes them as well, so a store may ignore it.
+    pub revoke_evicted_until: i64,
 }
 
 impl<'a> NewFamily<'a> {
@@ -45,6 +49,7 @@ impl<'a> NewFamily<'a> {
             session_expires_at,
             now,
             max_per_subject: usize::MAX,
+            revoke_evicted_until: now,
         }
     }
 
@@ -52,6 +57,14 @@ impl<'a> NewFamily<'a> {
     #[must_use]
     pub fn max_per_subject(mut self, n: usize) -> Self {
         self.max_per_subject = n.max(1);
+        self
+    }
+
+    /// Revoke ended sessions' access tokens until `until`, where the store
+    /// can do so in the same step.
+    #[must_use]
+    pub fn revoke_evicted_until(mut self, until: i64) -> Self {
+        self.revoke_evicted_until = until;
         self
     }
 }
@@ -168,11 +181,18 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     fn rotate<'a>(&'a self, req: RotateRequest<'a>) -> BoxFuture<'a, Result<Rotation, StoreError>>;
 
     /// End the family (logout) and free its slot; later rotations answer
-    /// [`Rotation::Unknown`].
-    fn end<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// [`Rotation::Unknown`]. A store that can also revoke the session's
+    /// access tokens in the same atomic step (Redis) does so until
+    /// `revoke_until`; the caller revokes them as well.
+    fn end<'a>(&'a self, sid: &'a str, revoke_until: i64) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// End every family of `sub` ("log out everywhere"); returns their sids.
-    fn end_subject<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+    /// End every family of `sub` ("log out everywhere"); returns their sids
+    /// (revoked until `revoke_until` where the store can, as in `end`).
+    fn end_subject<'a>(
+        &'a self,
+        sub: &'a str,
+        revoke_until: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,12 +385,16 @@ impl RefreshStore for InMemoryRefreshStore {
         Box::pin(std::future::ready(Ok(self.rotate_now(&req))))
     }
 
-    fn end<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn end<'a>(&'a self, sid: &'a str, _: i64) -> BoxFuture<'a, Result<(), StoreError>> {
         self.lock().remove(sid);
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn end_subject<'a>(&'a self, sub: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+    fn end_subject<'a>(
+        &'a self,
+        sub: &'a str,
+        _: i64,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         let mut map = self.lock();
         let sids: Vec<String> = map
             .by_sub
@@ -430,7 +454,7 @@ mod tests {
             assert_eq!(s.rotate(late).await.unwrap(), Rotation::Reused);
             let cur = RotateRequest::new("s", "r2", "r3", "a3", 17);
             assert_eq!(s.rotate(cur).await.unwrap(), Rotation::Reused);
-            s.end("s").await.unwrap();
+            s.end("s", 0).await.unwrap();
             assert_eq!(s.rotate(cur).await.unwrap(), Rotation::Unknown);
             assert!(s.is_empty(), "end frees the slot");
         });
@@ -451,7 +475,7 @@ mod tests {
                 .unwrap();
             let full = s.start(NewFamily::new("e", "carol", "j", 100, 0)).await;
             assert!(matches!(full, Err(StoreError::Full(3))));
-            assert_eq!(s.end_subject("mallory").await.unwrap(), vec!["b", "c"]);
+            assert_eq!(s.end_subject("mallory", 0).await.unwrap(), vec!["b", "c"]);
             s.start(NewFamily::new("e", "carol", "j", 100, 0))
                 .await
                 .unwrap();
