@@ -6,7 +6,14 @@
 //! Environment: `PORT` (3001); `KEYCARD_JWKS_URL`, or `KEYCARD_ISSUER` alone
 //! for discovery; `KEYCARD_ISSUER` and `KEYCARD_AUDIENCE` are checked in
 //! tokens; `KEYCARD_ALLOW_HTTP=1` permits a plain-http loopback URL;
-//! `KEYCARD_JWKS_COOLDOWN_SECS` sets the unknown-`kid` refetch cooldown.
+//! `KEYCARD_JWKS_COOLDOWN_SECS` sets the unknown-`kid` refetch cooldown;
+//! `KEYCARD_PROFILE` (`keycloak`|`auth0`|`entra`|`cognito`|`okta`|`google`|
+//! `generic`, default `generic`) applies an identity provider's conventions,
+//! with `KEYCARD_CLIENT_ID` (Keycloak's client, Cognito's app client) and
+//! `KEYCARD_ROLE_CLAIM` (Auth0's namespaced roles claim); `KEYCARD_ROLE_CLAIM`
+//! and `KEYCARD_SCOPE_CLAIM` (comma-separated) override where roles and
+//! scopes are read (dotted paths or JSON Pointers); `KEYCARD_ALGORITHMS`
+//! (comma-separated, e.g. `RS256,PS256`) is the allowed algorithm set.
 //! Routes: `GET /health`, `GET /me`, `GET /admin` (role `admin`).
 
 use std::sync::Arc;
@@ -16,7 +23,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
 use keycard::jwks::RemoteJwks;
-use keycard::Verifier;
+use keycard::{Algorithm, Profile, Verifier};
 
 fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
@@ -28,7 +35,19 @@ fn env(name: &str) -> Option<String> {
 }
 
 async fn me(Authenticated(t): Authenticated) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "sub": t.subject(), "roles": t.roles() }))
+    Json(serde_json::json!({ "sub": t.subject(), "roles": t.roles(), "scopes": t.scopes() }))
+}
+
+fn algorithms(list: &str) -> Vec<Algorithm> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let a = if a == "Ed25519" { "EdDSA" } else { a };
+            a.parse()
+                .unwrap_or_else(|_| fail(&format!("KEYCARD_ALGORITHMS: unknown algorithm {a:?}")))
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -47,6 +66,10 @@ async fn main() {
     if env("KEYCARD_ALLOW_HTTP").as_deref() == Some("1") {
         jwks = jwks.insecure_allow_http_loopback();
     }
+    let algs = env("KEYCARD_ALGORITHMS").map(|a| algorithms(&a));
+    if let Some(algs) = &algs {
+        jwks = jwks.algorithms(algs.iter().copied());
+    }
     if let Some(secs) = env("KEYCARD_JWKS_COOLDOWN_SECS") {
         let secs = secs
             .parse()
@@ -58,6 +81,29 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(&format!("cannot load the JWKS: {e}")));
     let mut verifier = Verifier::builder().key_provider(Arc::new(jwks.clone()));
+    let profile_name = env("KEYCARD_PROFILE").unwrap_or_else(|| "generic".into());
+    let parameter = match profile_name.as_str() {
+        "auth0" => env("KEYCARD_ROLE_CLAIM"),
+        _ => env("KEYCARD_CLIENT_ID"),
+    };
+    let profile = Profile::by_name(&profile_name, parameter.as_deref())
+        .unwrap_or_else(|e| fail(&format!("KEYCARD_PROFILE={profile_name}: {e}")));
+    verifier = verifier.profile(profile);
+    if profile_name == "cognito" {
+        if let Some(client) = env("KEYCARD_CLIENT_ID") {
+            verifier = verifier.client_ids([client]);
+        }
+    }
+    if let Some(role) = env("KEYCARD_ROLE_CLAIM").filter(|_| profile_name != "auth0") {
+        verifier =
+            verifier.role_claims(role.split(',').map(|p| keycard::ClaimPath::parse(p.trim())));
+    }
+    if let Some(scopes) = env("KEYCARD_SCOPE_CLAIM") {
+        verifier = verifier.scope_claims(scopes.split(',').map(str::trim));
+    }
+    if let Some(algs) = algs {
+        verifier = verifier.algorithms(algs);
+    }
     if let Some(iss) = &issuer {
         verifier = verifier.issuer(iss.clone());
     }

@@ -81,7 +81,7 @@ async fn verifies_through_jwks_url_and_through_discovery() {
                 .unwrap();
             assert_eq!(res.status(), 200, "{:?}", k.algorithm());
             let me: Value = res.json().await.unwrap();
-            assert_eq!(me, json!({"sub": "alice", "roles": ["user"]}));
+            assert_eq!(me, json!({"sub": "alice", "roles": ["user"], "scopes": []}));
             let res = http
                 .get(server.url("/admin"))
                 .bearer_auth(&user)
@@ -130,4 +130,90 @@ fn plain_http_without_the_opt_in_is_refused_at_startup() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain http"));
+}
+
+/// One env value per provider: a Keycloak-shaped token (header `typ: JWT`,
+/// payload `typ: Bearer`, client roles) works with `KEYCARD_PROFILE=keycloak`
+/// and is refused without it; `KEYCARD_ALGORITHMS` narrows the algorithms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_profile_and_algorithms_from_the_environment() {
+    let rs = key(Algorithm::RS256, "rsa2048.pem", "rs");
+    let base = idp(&[rs.clone(), key(Algorithm::ES256, "p256.pem", "es")]).await;
+    let now = keycard::unix_now();
+    let mut claims = serde_json::Map::new();
+    for (k, v) in [
+        ("iss", json!(base)),
+        ("aud", json!("account")),
+        ("sub", json!("kc-user")),
+        ("typ", json!("Bearer")),
+        ("azp", json!("web-app")),
+        ("iat", json!(now)),
+        ("exp", json!(now + 300)),
+        ("realm_access", json!({"roles": ["user"]})),
+        ("resource_access", json!({"web-app": {"roles": ["admin"]}})),
+        ("scope", json!("openid orders:read")),
+    ] {
+        claims.insert(k.into(), v);
+    }
+    let keycloak_token = rs.sign("JWT", &claims).unwrap();
+    let http = reqwest::Client::new();
+    let common = |extra: &[(&'static str, &str)]| {
+        let mut env = vec![
+            ("KEYCARD_ISSUER", base.clone()),
+            ("KEYCARD_AUDIENCE", "account".to_owned()),
+            ("KEYCARD_ALLOW_HTTP", "1".to_owned()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        env
+    };
+    let plain = start_example("resource_server", &common(&[]));
+    let res = http
+        .get(plain.url("/me"))
+        .bearer_auth(&keycloak_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "typ JWT without a profile");
+    drop(plain);
+    let kc = start_example(
+        "resource_server",
+        &common(&[
+            ("KEYCARD_PROFILE", "keycloak"),
+            ("KEYCARD_CLIENT_ID", "web-app"),
+        ]),
+    );
+    let res = http
+        .get(kc.url("/admin"))
+        .bearer_auth(&keycloak_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "client role admin");
+    let me: Value = http
+        .get(kc.url("/me"))
+        .bearer_auth(&keycloak_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["roles"], json!(["user", "admin"]));
+    assert_eq!(me["scopes"], json!(["openid", "orders:read"]));
+    drop(kc);
+    let only_es = start_example(
+        "resource_server",
+        &common(&[
+            ("KEYCARD_PROFILE", "keycloak"),
+            ("KEYCARD_CLIENT_ID", "web-app"),
+            ("KEYCARD_ALGORITHMS", "ES256,Ed25519"),
+        ]),
+    );
+    let res = http
+        .get(only_es.url("/me"))
+        .bearer_auth(&keycloak_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "RS256 outside KEYCARD_ALGORITHMS");
 }

@@ -34,7 +34,9 @@ mod middleware;
 
 pub use extract::{AuthRejection, Authenticated, Claims, OptionalAuthenticated, OptionalClaims};
 pub use guard::{has_all_roles, has_role, RoleGuard};
-pub use middleware::{JwtAuth, JwtAuthMiddleware, RequireRoles, RequireRolesMiddleware};
+pub use middleware::{
+    JwtAuth, JwtAuthMiddleware, RequireRoles, RequireRolesMiddleware, RequireScopes,
+};
 
 pub use keycard_core::{AuthError, AuthErrorKind, Verified};
 

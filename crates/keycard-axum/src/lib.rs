@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 
 pub use keycard_tower::{
     endpoint_response, error_response, DefaultRejection, JwtAuth, Rejection, RequireRoles,
+    RequireScopes,
 };
 
 /// The verified claims of the request's token, deserialized into `T`.

@@ -55,9 +55,12 @@ pub enum AuthErrorKind {
     WrongTokenType,
     /// The token, its family or its subject was revoked (401 `invalid_token`).
     Revoked,
-    /// The token is valid but lacks a required role or scope
+    /// The token is valid but lacks a required role
     /// (403 `insufficient_scope`).
     InsufficientRole,
+    /// The token is valid but lacks a required scope
+    /// (403 `insufficient_scope`, RFC 6750 §3.1).
+    InsufficientScope,
     /// A cookie-authenticated unsafe request came from another site (403).
     CrossSiteRequest,
     /// A store that a check needs (revocation, refresh) cannot answer and the
@@ -91,6 +94,7 @@ impl AuthErrorKind {
             Self::WrongTokenType => "the token is not of the expected type",
             Self::Revoked => "the token has been revoked",
             Self::InsufficientRole => "the token lacks a required role",
+            Self::InsufficientScope => "the token lacks a required scope",
             Self::CrossSiteRequest => "cross-site request refused",
             Self::StoreUnavailable => "the authentication store is unavailable",
             Self::KeysUnavailable => "the verification keys are unavailable",
@@ -107,7 +111,7 @@ impl AuthErrorKind {
             | Self::KeysUnavailable
             | Self::LayerMissing => None,
             Self::MalformedRequest => Some("invalid_request"),
-            Self::InsufficientRole => Some("insufficient_scope"),
+            Self::InsufficientRole | Self::InsufficientScope => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
     }
@@ -116,7 +120,7 @@ impl AuthErrorKind {
     pub fn status(self) -> u16 {
         match self {
             Self::MalformedRequest => 400,
-            Self::InsufficientRole | Self::CrossSiteRequest => 403,
+            Self::InsufficientRole | Self::InsufficientScope | Self::CrossSiteRequest => 403,
             Self::StoreUnavailable | Self::KeysUnavailable => 503,
             Self::LayerMissing => 500,
             _ => 401,
@@ -214,7 +218,9 @@ impl AuthError {
             out.push_str(self.kind.description());
             out.push('"');
         }
-        if let (AuthErrorKind::InsufficientRole, Some(scope)) = (self.kind, &self.scope) {
+        if let (AuthErrorKind::InsufficientRole | AuthErrorKind::InsufficientScope, Some(scope)) =
+            (self.kind, &self.scope)
+        {
             out.push_str(", scope=\"");
             push_quoted(&mut out, scope);
             out.push('"');

@@ -109,6 +109,7 @@ pub struct JwksBuilder {
     max_bytes: usize,
     max_keys: usize,
     algorithms: Vec<Algorithm>,
+    client: Option<reqwest::Client>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +132,7 @@ impl JwksBuilder {
             max_bytes: 256 * 1024,
             max_keys: 64,
             algorithms: ASYMMETRIC_ALGORITHMS.to_vec(),
+            client: None,
         }
     }
 
@@ -192,17 +194,29 @@ impl JwksBuilder {
         self
     }
 
+    /// Fetch with your own HTTP client: a custom CA, a proxy, mTLS, your
+    /// own timeouts. keycard still bounds each fetch by [`Self::timeout`]
+    /// and the document by [`Self::max_bytes`]; redirects follow your
+    /// client's policy (keycard's own client follows none).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
     fn into_inner(self) -> Result<Arc<Inner>, JwksError> {
         crate::key::ensure_crypto()?;
         if let Source::Url(url) = &self.source {
             check_url(url, self.allow_http_loopback)?;
         }
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?;
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => reqwest::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(self.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?,
+        };
         let (gen, _) = watch::channel(0u64);
         let url = OnceLock::new();
         if let Source::Url(u) = &self.source {
@@ -417,7 +431,21 @@ impl Inner {
         lock(&self.last_attempt).is_some_and(|t| t.elapsed() < self.cfg.cooldown)
     }
 
+    /// One GET, bounded in time whatever client is used.
     async fn get_bytes(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
+        match tokio::time::timeout(self.cfg.timeout, self.get_bytes_unbounded(url)).await {
+            Ok(r) => r,
+            Err(_) => Err(JwksError::Fetch {
+                url: url.to_owned(),
+                reason: format!("no complete answer within {:?}", self.cfg.timeout),
+            }),
+        }
+    }
+
+    async fn get_bytes_unbounded(
+        &self,
+        url: &str,
+    ) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
         let fail = |reason: String| JwksError::Fetch {
             url: url.to_owned(),
             reason,
@@ -460,30 +488,43 @@ impl Inner {
         let Source::Issuer(issuer) = &self.cfg.source else {
             unreachable_source()
         };
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        check_url(&discovery, self.cfg.allow_http_loopback)?;
-        let (body, _) = self.get_bytes(&discovery).await?;
-        let invalid = |reason: &str| JwksError::Invalid {
-            url: discovery.clone(),
-            reason: reason.to_owned(),
-        };
-        let doc: Value = serde_json::from_slice(&body).map_err(|_| invalid("not JSON"))?;
-        let found = doc["issuer"].as_str().ok_or_else(|| invalid("no issuer"))?;
-        if found != issuer {
-            return Err(JwksError::IssuerMismatch {
-                expected: issuer.clone(),
-                found: found.to_owned(),
-            });
+        // OpenID Connect discovery first; when the issuer publishes none
+        // (404), RFC 8414 authorization server metadata, with the same
+        // exact-issuer rule.
+        let mut last = None;
+        for discovery in discovery_urls(issuer) {
+            check_url(&discovery, self.cfg.allow_http_loopback)?;
+            let body = match self.get_bytes(&discovery).await {
+                Ok((body, _)) => body,
+                Err(e) if is_not_found(&e) => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let invalid = |reason: &str| JwksError::Invalid {
+                url: discovery.clone(),
+                reason: reason.to_owned(),
+            };
+            let doc: Value = serde_json::from_slice(&body).map_err(|_| invalid("not JSON"))?;
+            let found = doc["issuer"].as_str().ok_or_else(|| invalid("no issuer"))?;
+            if found != issuer {
+                return Err(JwksError::IssuerMismatch {
+                    expected: issuer.clone(),
+                    found: found.to_owned(),
+                });
+            }
+            let jwks_uri = doc["jwks_uri"]
+                .as_str()
+                .ok_or_else(|| invalid("no jwks_uri"))?;
+            check_url(jwks_uri, self.cfg.allow_http_loopback)?;
+            let _ = self.url.set(jwks_uri.to_owned());
+            return Ok(jwks_uri.to_owned());
         }
-        let jwks_uri = doc["jwks_uri"]
-            .as_str()
-            .ok_or_else(|| invalid("no jwks_uri"))?;
-        check_url(jwks_uri, self.cfg.allow_http_loopback)?;
-        let _ = self.url.set(jwks_uri.to_owned());
-        Ok(jwks_uri.to_owned())
+        Err(last.unwrap_or_else(|| JwksError::Fetch {
+            url: issuer.clone(),
+            reason: "no discovery document".into(),
+        }))
     }
 
     async fn fetch_once(self: Arc<Self>) -> Result<(), JwksError> {
@@ -543,6 +584,31 @@ impl Inner {
         let wait = self.cfg.timeout * 2 + Duration::from_millis(100);
         let _ = tokio::time::timeout(wait, rx.wait_for(|g| *g != before)).await;
     }
+}
+
+/// Where an issuer's metadata may live: OpenID Connect discovery
+/// (`{issuer}/.well-known/openid-configuration`), then RFC 8414 (the
+/// well-known segment inserted between host and path:
+/// `https://host/.well-known/oauth-authorization-server/path`).
+fn discovery_urls(issuer: &str) -> Vec<String> {
+    let trimmed = issuer.trim_end_matches('/');
+    let mut out = vec![format!("{trimmed}/.well-known/openid-configuration")];
+    let rfc8414 = match Url::parse(trimmed) {
+        Ok(u) if u.path() != "/" && !u.path().is_empty() => {
+            let origin = u.origin().ascii_serialization();
+            format!(
+                "{origin}/.well-known/oauth-authorization-server{}",
+                u.path().trim_end_matches('/')
+            )
+        }
+        _ => format!("{trimmed}/.well-known/oauth-authorization-server"),
+    };
+    out.push(rfc8414);
+    out
+}
+
+fn is_not_found(e: &JwksError) -> bool {
+    matches!(e, JwksError::Fetch { reason, .. } if reason.starts_with("status 404"))
 }
 
 fn unreachable_source() -> ! {
@@ -810,6 +876,24 @@ mod tests {
         }
         // A cooldown above the cap is still honoured.
         assert!(backoff(Duration::from_secs(600), 3) >= Duration::from_secs(480));
+    }
+
+    #[test]
+    fn discovery_then_rfc8414_with_the_path_after_the_well_known_segment() {
+        assert_eq!(
+            discovery_urls("https://as.example/tenant1/"),
+            [
+                "https://as.example/tenant1/.well-known/openid-configuration",
+                "https://as.example/.well-known/oauth-authorization-server/tenant1",
+            ]
+        );
+        assert_eq!(
+            discovery_urls("https://as.example"),
+            [
+                "https://as.example/.well-known/openid-configuration",
+                "https://as.example/.well-known/oauth-authorization-server",
+            ]
+        );
     }
 
     #[test]

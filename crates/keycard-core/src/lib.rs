@@ -58,6 +58,7 @@ mod key_ring;
 mod parse;
 #[cfg(feature = "aws-lc-rs")]
 mod prepared;
+pub mod profile;
 mod revocation;
 mod roles;
 mod session;
@@ -79,11 +80,12 @@ pub use key_ring::{
     KeyRing, KeyRingBuilder, RotationPlan, DEFAULT_MAX_KEYS, DEFAULT_PROPAGATION_DELAY,
     DEFAULT_RETENTION,
 };
+pub use profile::{Profile, TokenMarker};
 pub use revocation::{
     Denylist, EntryKind, InMemoryRevocationStore, RevocationEntry, RevocationStore, StoreError,
     TokenFacts, REVOCATION_GRACE,
 };
-pub use roles::{RoleClaim, RoleRequirement};
+pub use roles::{ClaimPath, RoleClaim, RoleRequirement};
 pub use session::{
     Committed, EndpointResponse, InMemoryRefreshStore, NewFamily, RefreshHook, RefreshInput,
     RefreshStore, RotateRequest, Rotation, SessionError, Sessions, SessionsBuilder, TokenPair,

@@ -174,11 +174,45 @@ impl<'de> Deserialize<'de> for Audience<'de> {
     }
 }
 
-/// Reads the roles at a claim path in one pass: an array yields its string
-/// elements, a string is split on whitespace, anything else yields nothing.
+/// Reads the roles at some claim paths in one pass: an array yields its
+/// string elements, a string is split on whitespace, anything else yields
+/// nothing. `alive` marks the paths (at most 64) that still match at this
+/// `depth`; no allocation on the way down.
 pub(crate) struct RolesAt<'p> {
-    pub(crate) path: &'p [String],
+    pub(crate) paths: &'p [Vec<String>],
+    pub(crate) depth: usize,
+    pub(crate) alive: u64,
     pub(crate) out: &'p mut Vec<String>,
+}
+
+impl RolesAt<'_> {
+    /// Whether a path ends here (its value holds roles).
+    fn at_leaf(&self) -> bool {
+        self.paths
+            .iter()
+            .enumerate()
+            .any(|(i, p)| self.alive & (1 << i) != 0 && p.len() == self.depth)
+    }
+}
+
+/// The paths among `alive` whose segment at `depth` is `key`.
+pub(crate) fn descend(paths: &[Vec<String>], alive: u64, depth: usize, key: &str) -> u64 {
+    let mut next = 0;
+    for (i, p) in paths.iter().enumerate().take(64) {
+        if alive & (1 << i) != 0 && p.get(depth).is_some_and(|s| s == key) {
+            next |= 1 << i;
+        }
+    }
+    next
+}
+
+/// Every path alive.
+pub(crate) fn all_paths(paths: &[Vec<String>]) -> u64 {
+    match paths.len() {
+        0 => 0,
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for RolesAt<'_> {
@@ -209,7 +243,7 @@ impl<'de> Visitor<'de> for RolesAt<'_> {
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        if self.path.is_empty() {
+        if self.at_leaf() {
             self.out.extend(v.split_whitespace().map(str::to_owned));
         }
         Ok(())
@@ -252,7 +286,7 @@ impl<'de> Visitor<'de> for RolesAt<'_> {
                 d.deserialize_any(EV)
             }
         }
-        if self.path.is_empty() {
+        if self.at_leaf() {
             while let Some(Elem(e)) = seq.next_element::<Elem>()? {
                 self.out.extend(e);
             }
@@ -262,22 +296,20 @@ impl<'de> Visitor<'de> for RolesAt<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        match self.path.split_first() {
-            Some((first, rest)) => {
-                let out = self.out;
-                visit_unique_keys(map, |key, map| {
-                    if key == first.as_str() {
-                        map.next_value_seed(RolesAt {
-                            path: rest,
-                            out: &mut *out,
-                        })
-                    } else {
-                        map.next_value::<NoDuplicates>().map(|_| ())
-                    }
+        let (paths, depth, alive, out) = (self.paths, self.depth, self.alive, self.out);
+        visit_unique_keys(map, |key, map| {
+            let next = descend(paths, alive, depth, key);
+            if next == 0 {
+                map.next_value::<NoDuplicates>().map(|_| ())
+            } else {
+                map.next_value_seed(RolesAt {
+                    paths,
+                    depth: depth + 1,
+                    alive: next,
+                    out: &mut *out,
                 })
             }
-            None => NoDuplicates.visit_map(map).map(|_| ()),
-        }
+        })
     }
 }
 
@@ -309,12 +341,12 @@ fn visit_unique_keys<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
-/// The roles at `path` in a JSON payload, read by the same one pass the
+/// The roles at `paths` in a JSON payload, read by the same one pass the
 /// verifier runs (for tests).
 #[cfg(test)]
-pub(crate) fn roles_at(payload: &[u8], path: &[String]) -> Vec<String> {
+pub(crate) fn roles_at(payload: &[u8], paths: &[Vec<String>]) -> Vec<String> {
     let mut out = Vec::new();
-    let _ = payload_pass(payload, path, &mut out);
+    let _ = payload_pass(payload, paths, &mut out);
     out
 }
 
@@ -346,18 +378,29 @@ mod tests {
     #[test]
     fn roles_by_path() {
         let p = br#"{"roles":["a",1,"b",{"x":1}],"scope":"r w","realm_access":{"roles":["ops"]},"role":"admin"}"#;
-        let path = |s: &str| s.split('.').map(str::to_owned).collect::<Vec<_>>();
+        let path = |s: &str| vec![s.split('.').map(str::to_owned).collect::<Vec<_>>()];
         assert_eq!(roles_at(p, &path("roles")), ["a", "b"]);
         assert_eq!(roles_at(p, &path("scope")), ["r", "w"]);
         assert_eq!(roles_at(p, &path("role")), ["admin"]);
         assert_eq!(roles_at(p, &path("realm_access.roles")), ["ops"]);
         assert!(roles_at(p, &path("nope")).is_empty());
+        // Several paths in the one pass, sharing a prefix or not.
+        let k = br#"{"realm_access":{"roles":["r1"]},"resource_access":{"api":{"roles":["c1"]},"other":{"roles":["x"]}}}"#;
+        let both = vec![
+            vec!["realm_access".to_owned(), "roles".to_owned()],
+            vec![
+                "resource_access".to_owned(),
+                "api".to_owned(),
+                "roles".to_owned(),
+            ],
+        ];
+        assert_eq!(roles_at(k, &both), ["r1", "c1"]);
     }
 
     #[test]
     fn strict_registered_types() {
         let mut roles = Vec::new();
-        let path = vec!["roles".to_owned()];
+        let path = vec![vec!["roles".to_owned()]];
         let ok = payload_pass(
             br#"{"exp":1.9,"aud":["a","b"],"sub":"s","roles":["x"]}"#,
             &path,
@@ -389,7 +432,7 @@ mod tests {
 /// The one pass over a payload: duplicate members refused at any depth,
 /// registered claims read with strict types, roles read at their path.
 pub(crate) struct PayloadPass<'p> {
-    pub(crate) role_path: &'p [String],
+    pub(crate) role_paths: &'p [Vec<String>],
     pub(crate) roles: &'p mut Vec<String>,
 }
 
@@ -423,10 +466,8 @@ impl<'de> Visitor<'de> for PayloadPass<'_> {
         let mut small: [Option<Str<'de>>; 16] = Default::default();
         let mut n = 0;
         let mut spill: Vec<Str<'de>> = Vec::new();
-        let (role_first, role_rest) = match self.role_path.split_first() {
-            Some((f, r)) => (Some(f.as_str()), r),
-            None => (None, &[][..]),
-        };
+        let role_paths = self.role_paths;
+        let all = all_paths(role_paths);
         while let Some(key) = map.next_key::<Str<'de>>()? {
             if small[..n]
                 .iter()
@@ -445,13 +486,17 @@ impl<'de> Visitor<'de> for PayloadPass<'_> {
                 "iat" => facts.iat = Some(map.next_value()?),
                 "jti" => facts.jti = Some(map.next_value()?),
                 "sid" => facts.sid = Some(map.next_value()?),
-                k if Some(k) == role_first => map.next_value_seed(RolesAt {
-                    path: role_rest,
-                    out: &mut *self.roles,
-                })?,
-                _ => {
-                    map.next_value::<NoDuplicates>()?;
-                }
+                k => match descend(role_paths, all, 0, k) {
+                    0 => {
+                        map.next_value::<NoDuplicates>()?;
+                    }
+                    alive => map.next_value_seed(RolesAt {
+                        paths: role_paths,
+                        depth: 1,
+                        alive,
+                        out: &mut *self.roles,
+                    })?,
+                },
             }
             if n < small.len() {
                 small[n] = Some(key);
@@ -468,11 +513,11 @@ impl<'de> Visitor<'de> for PayloadPass<'_> {
 /// whose registered claims have the right types.
 pub(crate) fn payload_pass<'a>(
     payload: &'a [u8],
-    role_path: &[String],
+    role_paths: &[Vec<String>],
     roles: &mut Vec<String>,
 ) -> Result<PayloadFacts<'a>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(payload);
-    let facts = PayloadPass { role_path, roles }.deserialize(&mut de)?;
+    let facts = PayloadPass { role_paths, roles }.deserialize(&mut de)?;
     de.end()?;
     Ok(facts)
 }

@@ -99,6 +99,8 @@ struct VerifiedInner {
     payload: Vec<u8>,
     claims_json: std::sync::OnceLock<Map<String, Value>>,
     roles: Vec<String>,
+    scope_claims: Arc<[crate::roles::ClaimPath]>,
+    scopes: std::sync::OnceLock<Vec<String>>,
     realm: Arc<str>,
 }
 
@@ -156,6 +158,31 @@ impl Verified {
         self.inner.roles.iter().any(|r| r == role)
     }
 
+    /// The scopes, read from the configured scope claims (default RFC 9068
+    /// `scope`, a space-separated string, and `scp`, a string or an array
+    /// as Entra and Okta send it). Read on first use.
+    pub fn scopes(&self) -> &[String] {
+        self.inner.scopes.get_or_init(|| {
+            let claims = self.claims_json();
+            let mut out: Vec<String> = Vec::new();
+            for path in self.inner.scope_claims.iter() {
+                if let Some(v) = path.lookup(claims) {
+                    for s in crate::roles::strings_of(v) {
+                        if !out.contains(&s) {
+                            out.push(s);
+                        }
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// Whether the token holds `scope` (exact match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().iter().any(|s| s == scope)
+    }
+
     /// The algorithm that verified the token.
     pub fn algorithm(&self) -> Algorithm {
         self.inner.alg
@@ -194,6 +221,7 @@ struct Settings {
     token_type: Option<TokenType>,
     require_sub: bool,
     role_claim: RoleClaim,
+    scope_claims: Arc<[crate::roles::ClaimPath]>,
     realm: Arc<str>,
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
@@ -202,6 +230,9 @@ struct Settings {
     cache: Option<crate::cache::TokenCache>,
     clock: Option<Arc<dyn crate::clock::Clock>>,
     algorithms: Option<Vec<&'static str>>,
+    typ_marker: Option<crate::profile::TokenMarker>,
+    client_ids: Vec<String>,
+    client_id_claim: crate::roles::ClaimPath,
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -566,9 +597,43 @@ impl Verifier {
 
     fn check_claims(&self, key: &Key, p: Parsed, found: Found) -> Result<Verified, AuthError> {
         let s = &*self.0;
+        let mut claims_map = None;
         if let Some(want) = s.token_type {
             if !want.matches(p.typ.as_deref()) {
-                return Err(AuthErrorKind::WrongTokenType.into());
+                // A provider that types access tokens `JWT` (or not at
+                // all): accepted only with its access-token mark.
+                let untyped = p
+                    .typ
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case("jwt"));
+                let marked = want == TokenType::Access
+                    && untyped
+                    && s.typ_marker.as_ref().is_some_and(|m| {
+                        let claims = crate::json::parse_object(&p.payload).unwrap_or_default();
+                        let ok = m.holds(&claims);
+                        claims_map = Some(claims);
+                        ok
+                    });
+                if !marked {
+                    return Err(AuthErrorKind::WrongTokenType.into());
+                }
+            }
+        }
+        if !s.client_ids.is_empty() {
+            let claims = match &claims_map {
+                Some(c) => c,
+                None => {
+                    claims_map.insert(crate::json::parse_object(&p.payload).unwrap_or_default())
+                }
+            };
+            let ok = s
+                .client_id_claim
+                .lookup(claims)
+                .and_then(Value::as_str)
+                .is_some_and(|c| s.client_ids.iter().any(|want| want == c));
+            if !ok {
+                return Err(AuthError::new(AuthErrorKind::WrongAudience)
+                    .with_detail("issued to another client"));
             }
         }
         let registered = p.registered;
@@ -638,8 +703,14 @@ impl Verifier {
                 typ: p.typ,
                 registered,
                 payload: p.payload,
-                claims_json: std::sync::OnceLock::new(),
+                claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
+                    let cell = std::sync::OnceLock::new();
+                    let _ = cell.set(c);
+                    cell
+                }),
                 roles,
+                scope_claims: s.scope_claims.clone(),
+                scopes: std::sync::OnceLock::new(),
                 realm: s.realm.clone(),
             }),
             found,
@@ -742,7 +813,7 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
     let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
     let mut roles = Vec::new();
     let facts =
-        crate::parse::payload_pass(&payload, s.role_claim.path(), &mut roles).map_err(|e| {
+        crate::parse::payload_pass(&payload, s.role_claim.paths(), &mut roles).map_err(|e| {
             AuthError::new(AuthErrorKind::MalformedToken).with_detail(format!("payload: {e}"))
         })?;
     let registered = registered_claims(facts)?;
@@ -794,6 +865,7 @@ pub struct VerifierBuilder {
     token_type: Option<Option<TokenType>>,
     require_sub: bool,
     role_claim: Option<RoleClaim>,
+    scope_claims: Option<Vec<crate::roles::ClaimPath>>,
     realm: Option<String>,
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
@@ -802,6 +874,9 @@ pub struct VerifierBuilder {
     cache_capacity: Option<u64>,
     clock: Option<Arc<dyn crate::clock::Clock>>,
     algorithms: Option<Vec<Algorithm>>,
+    typ_marker: Option<crate::profile::TokenMarker>,
+    client_ids: Vec<String>,
+    client_id_claim: Option<crate::roles::ClaimPath>,
     error: Option<ConfigError>,
 }
 
@@ -904,10 +979,33 @@ impl VerifierBuilder {
         self
     }
 
-    /// The claim the roles are read from (default `roles`), e.g. `scope` or
-    /// `realm_access.roles`.
+    /// The claim the roles are read from (default `roles`): a dotted path
+    /// (`realm_access.roles`) or a JSON Pointer (`/https:~1~1example.com~1roles`).
     pub fn role_claim(mut self, path: &str) -> Self {
         self.role_claim = Some(RoleClaim::new(path));
+        self
+    }
+
+    /// Read roles from several claims at once (their roles are joined),
+    /// e.g. Keycloak's realm and client roles.
+    pub fn role_claims(mut self, paths: impl IntoIterator<Item = crate::roles::ClaimPath>) -> Self {
+        self.role_claim = Some(RoleClaim::from_paths(paths));
+        self
+    }
+
+    /// The claims scopes are read from (default `scope` and `scp`): dotted
+    /// paths or JSON Pointers. Replaces the defaults.
+    pub fn scope_claims<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.scope_claims = Some(
+            paths
+                .into_iter()
+                .map(|p| crate::roles::ClaimPath::parse(p.as_ref()))
+                .collect(),
+        );
         self
     }
 
@@ -1011,6 +1109,46 @@ impl VerifierBuilder {
         self
     }
 
+    /// Apply an identity provider's conventions in one call: where its
+    /// roles, scopes and client id live, and how its access tokens are told
+    /// apart from its ID tokens when not typed `at+jwt` (see
+    /// [`crate::profile`]). Issuer and audience stay yours to set.
+    pub fn profile(mut self, profile: crate::profile::Profile) -> Self {
+        self.role_claim = Some(RoleClaim::from_paths(profile.role_claims));
+        self.scope_claims = Some(profile.scope_claims);
+        self.client_id_claim = Some(profile.client_id_claim);
+        if let Some(marker) = profile.marker {
+            self = self.accept_untyped_access_tokens_marked_by(marker);
+        }
+        self
+    }
+
+    /// Accept access tokens whose header `typ` is `JWT` or absent, as many
+    /// identity providers send them, but only when their payload carries
+    /// `marker` (the provider's access-token mark), so that its ID tokens
+    /// and other tokens signed by the same keys stay refused. `at+jwt`
+    /// tokens are accepted as always. Profiles use this; see
+    /// [`crate::profile::TokenMarker`].
+    pub fn accept_untyped_access_tokens_marked_by(
+        mut self,
+        marker: crate::profile::TokenMarker,
+    ) -> Self {
+        self.typ_marker = Some(marker);
+        self
+    }
+
+    /// Accept only tokens issued to one of these clients (RFC 9068
+    /// `client_id`, or the claim a profile names: `azp`, `cid`, ...). Off by
+    /// default.
+    pub fn client_ids<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.client_ids = ids.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Accept only tokens signed with one of these algorithms (Spring and
     /// Nimbus call this the JWS algorithm set), on top of each key's own
     /// algorithm. Default: whatever the keys serve.
@@ -1090,6 +1228,15 @@ impl VerifierBuilder {
             token_type: self.token_type.unwrap_or(Some(TokenType::Access)),
             require_sub: self.require_sub,
             role_claim: self.role_claim.unwrap_or_default(),
+            scope_claims: self
+                .scope_claims
+                .unwrap_or_else(|| {
+                    vec![
+                        crate::roles::ClaimPath::parse("scope"),
+                        crate::roles::ClaimPath::parse("scp"),
+                    ]
+                })
+                .into(),
             realm: Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM)),
             revocation: self.revocation,
             fail_open: self.fail_open,
@@ -1100,6 +1247,11 @@ impl VerifierBuilder {
             algorithms: self
                 .algorithms
                 .map(|a| a.into_iter().map(crate::key::alg_name).collect()),
+            typ_marker: self.typ_marker,
+            client_ids: self.client_ids,
+            client_id_claim: self
+                .client_id_claim
+                .unwrap_or_else(|| crate::roles::ClaimPath::parse("client_id")),
         })))
     }
 }

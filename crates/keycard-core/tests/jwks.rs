@@ -611,3 +611,74 @@ async fn an_outage_is_retried_with_backoff_from_the_cooldown() {
     // The last good keys keep serving meanwhile.
     assert!(verifier(&jwks, ISS).verify(&token(&k1, ISS)).await.is_ok());
 }
+
+/// An authorization server that publishes RFC 8414 metadata only (no
+/// OpenID Connect discovery): found under the well-known segment inserted
+/// before the issuer's path, with the same exact-issuer rule. And a JWKS
+/// fetched with the application's own HTTP client.
+#[tokio::test]
+async fn rfc8414_metadata_and_your_own_http_client() {
+    let k1 = signing(Algorithm::ES256, "p256.pem", "k1");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = format!("{base}/tenant1");
+    let seen_header = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let (issuer, base, body, seen) = (
+            issuer.clone(),
+            base.clone(),
+            jwks_of(&[&k1]),
+            seen_header.clone(),
+        );
+        axum::Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server/tenant1",
+                get(move || {
+                    let doc = json!({"issuer": issuer, "jwks_uri": format!("{base}/keys")});
+                    async move { axum::Json(doc) }
+                }),
+            )
+            .route(
+                "/keys",
+                get(move |headers: axum::http::HeaderMap| {
+                    if headers.get("x-corp-proxy").is_some() {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let body = body.clone();
+                    async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+                }),
+            )
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-corp-proxy", "1".parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let jwks = RemoteJwks::from_issuer(issuer.clone())
+        .insecure_allow_http_loopback()
+        .http_client(client)
+        .build()
+        .await
+        .expect("RFC 8414 metadata");
+    assert_eq!(jwks.url(), Some(format!("{base}/keys").as_str()));
+    assert!(verifier(&jwks, &issuer)
+        .verify(&token(&k1, &issuer))
+        .await
+        .is_ok());
+    assert!(
+        seen_header.load(Ordering::SeqCst) >= 1,
+        "not fetched with our client"
+    );
+    // The exact-issuer rule holds for RFC 8414 too.
+    let wrong = RemoteJwks::from_issuer(format!("{base}/tenant1/"))
+        .insecure_allow_http_loopback()
+        .build()
+        .await;
+    assert!(matches!(
+        wrong,
+        Err(JwksError::IssuerMismatch { .. }) | Err(JwksError::Fetch { .. })
+    ));
+}

@@ -34,7 +34,7 @@ mod service;
 pub use future::ResponseFuture;
 pub use layer::JwtAuth;
 pub use rejection::{endpoint_response, error_response, DefaultRejection, Rejection};
-pub use roles::{check_roles, RequireRoles, RequireRolesService};
+pub use roles::{check_roles, RequireRoles, RequireRolesService, RequireScopes};
 pub use service::JwtAuthService;
 
 pub use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};

@@ -49,6 +49,32 @@ impl RequireRoles {
     }
 }
 
+/// Require scopes (RFC 9068 `scope`, or `scp`): `RequireScopes::any_of(["orders:read"])`
+/// is a [`RequireRoles`] layer that checks the token's scopes and answers 403
+/// `insufficient_scope` with `scope="…"` naming them.
+#[derive(Debug, Clone, Copy)]
+pub struct RequireScopes;
+
+impl RequireScopes {
+    /// Require at least one of `scopes`.
+    pub fn any_of<I, S>(scopes: I) -> RequireRoles
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RequireRoles::new(RoleRequirement::scopes_any_of(scopes))
+    }
+
+    /// Require every one of `scopes`.
+    pub fn all_of<I, S>(scopes: I) -> RequireRoles
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RequireRoles::new(RoleRequirement::scopes_all_of(scopes))
+    }
+}
+
 impl<R> RequireRoles<R> {
     /// Answer refused requests with `rejection` instead of the default.
     pub fn with_rejection<R2>(self, rejection: R2) -> RequireRoles<R2> {
