@@ -36,8 +36,21 @@ fn main() {
         let r = count(|| {
             std::hint::black_box(common::raw_decode(&case));
         });
+        let f = if case.floor.is_some() {
+            format!(
+                "   ideal floor {:>5.1}",
+                count(|| {
+                    std::hint::black_box(common::floor_verify(&case));
+                })
+            )
+        } else {
+            String::new()
+        };
+        let own = count(|| {
+            std::hint::black_box(common::keycard_verified(&case));
+        });
         println!(
-            "  {:6} keycard headers->Claims<T> {k:>5.1}   jsonwebtoken::decode {r:>5.1}",
+            "  {:6} keycard headers->Claims<T> {k:>5.1} (keycard's own, before Claims<T>: {own:.1})   jsonwebtoken::decode {r:>5.1}{f}",
             case.name
         );
     }

@@ -6,6 +6,9 @@ use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use keycard::{Key, SigningKey, TokenIssuer, TokenType, Verifier};
 
+#[path = "support/floor.rs"]
+pub(crate) mod floor;
+
 pub(crate) const ISS: &str = "https://bench.test";
 pub(crate) const AUD: &str = "api";
 
@@ -17,6 +20,8 @@ pub(crate) struct MyClaims {
 
 pub(crate) struct Case {
     pub(crate) name: &'static str,
+    /// The ideal floor (HS256 only).
+    pub(crate) floor: Option<floor::Floor>,
     pub(crate) token: String,
     pub(crate) headers: HeaderMap,
     pub(crate) verifier: Verifier,
@@ -111,6 +116,7 @@ pub(crate) fn cases() -> Vec<Case> {
             raw_validation.set_audience(&[AUD]);
             raw_validation.set_issuer(&[ISS]);
             Case {
+                floor: (name == "HS256").then(|| floor::Floor::new(secret, ISS, AUD)),
                 name,
                 token,
                 headers,
@@ -132,6 +138,14 @@ pub(crate) fn keycard_verify(c: &Case) -> MyClaims {
     }
 }
 
+/// keycard's path up to the verified token (without the user's type).
+pub(crate) fn keycard_verified(c: &Case) -> keycard::Verified {
+    match c.verifier.authenticate_now("GET", &c.headers) {
+        keycard::Attempt::Done(Ok(v)) => v,
+        _ => panic!("bench token did not verify"),
+    }
+}
+
 /// The same with the verified-token cache on (the token repeats).
 pub(crate) fn keycard_verify_cached(c: &Case) -> MyClaims {
     match c.cached.authenticate_now("GET", &c.headers) {
@@ -145,4 +159,15 @@ pub(crate) fn raw_decode(c: &Case) -> MyClaims {
     jsonwebtoken::decode::<MyClaims>(&c.token, &c.raw_key, &c.raw_validation)
         .unwrap()
         .claims
+}
+
+/// The ideal floor's whole path: the same headers, the handler's struct.
+pub(crate) fn floor_verify(c: &Case) -> floor::FloorClaims {
+    let floor = c.floor.as_ref().expect("the floor is HS256 only");
+    let token = c.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap();
+    floor.verify(token).expect("bench token did not verify")
 }

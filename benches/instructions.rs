@@ -3,7 +3,8 @@
 //! `valgrind --tool=callgrind` with two iteration counts and subtracts, so
 //! setup cancels out and the result is instructions per verification.
 //!
-//! `instructions <keycard|jsonwebtoken> <HS256|RS256|PS256|ES256|EdDSA> <iters>`
+//! `instructions <keycard|jsonwebtoken|floor> <HS256|RS256|PS256|ES256|EdDSA> <iters>`
+//! (`floor`: the ideal floor of `benches/support/floor.rs`, HS256 only)
 
 mod common;
 
@@ -33,6 +34,7 @@ fn measured_loop(mode: &str, case: &common::Case, iters: u32) {
         match mode {
             "keycard" => drop(std::hint::black_box(common::keycard_verify(case))),
             "jsonwebtoken" => drop(std::hint::black_box(common::raw_decode(case))),
+            "floor" => drop(std::hint::black_box(common::floor_verify(case))),
             other => panic!("unknown mode {other}"),
         }
     }

@@ -27,6 +27,11 @@ fn verify(c: &mut Criterion) {
         g.bench_function("keycard cached, repeated token", |b| {
             b.iter(|| black_box(keycard_verify_cached(black_box(&case))))
         });
+        if case.floor.is_some() {
+            g.bench_function("ideal floor", |b| {
+                b.iter(|| black_box(floor_verify(black_box(&case))))
+            });
+        }
         g.finish();
     }
 }
@@ -157,8 +162,21 @@ fn ratios() {
             v.sort_by(f64::total_cmp);
         }
         let (km, rm, cm) = (k[15], r[15], c[15]);
+        let floor = if case.floor.is_some() {
+            let mut f: Vec<f64> = (0..31)
+                .map(|_| batch_ns(&|| drop(black_box(floor_verify(&case))), batch))
+                .collect();
+            f.sort_by(f64::total_cmp);
+            format!(
+                "   ideal floor {:>6.2} µs (keycard / floor {:.2}x)",
+                f[15] / 1000.0,
+                km / f[15]
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "  {:6} keycard {:>8.2} µs ({:.2}x)   cached {:>6.2} µs ({:.3}x)   jsonwebtoken {:>8.2} µs",
+            "  {:6} keycard {:>8.2} µs ({:.2}x)   cached {:>6.2} µs ({:.3}x)   jsonwebtoken {:>8.2} µs{floor}",
             case.name,
             km / 1000.0,
             km / rm,

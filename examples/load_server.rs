@@ -1,13 +1,18 @@
 //! A hello-world server for the end-to-end load benchmark (`scripts/load.sh`):
 //! one framework, one authentication mode.
 //!
-//! `load_server <axum|actix> <none|plumbing|keycard|keycard-cached|jsonwebtoken> <port>`
+//! `load_server <axum|actix> <none|plumbing|floor|keycard|keycard-cached|jsonwebtoken> <port>`
 //! with `LOAD_ALG` = HS256 (default), RS256 or ES256. It prints `token <jwt>`
 //! (a valid token for the mode) and then serves `GET /` on 127.0.0.1:<port>.
 //! `jsonwebtoken` is the peer-style baseline: a layer calling
 //! `jsonwebtoken::decode` (axum), or actix-web-httpauth with
 //! `jsonwebtoken::decode` (actix-web). `plumbing` finds the token and inserts
-//! its claims without any crypto (axum only).
+//! its claims without any crypto (axum only). `floor` is the ideal floor of
+//! `benches/support/floor.rs` (HS256, axum only): a prepared HMAC key, one header
+//! parse, one payload parse into the handler's struct, exp/iss/aud checks.
+
+#[path = "../benches/support/floor.rs"]
+mod floor;
 
 use std::sync::Arc;
 
@@ -21,6 +26,7 @@ struct MyClaims {
 
 struct Setup {
     token: String,
+    floor: floor::Floor,
     verifier: Verifier,
     cached: Verifier,
     raw_key: DecodingKey,
@@ -88,6 +94,7 @@ fn setup() -> Setup {
     validation.set_issuer(&["load"]);
     Setup {
         token,
+        floor: floor::Floor::new(secret, "load", "api"),
         verifier: build(false),
         cached: build(true),
         raw_key,
@@ -138,6 +145,30 @@ async fn run_axum(mode: &str, port: u16, s: Setup) {
                         }) {
                             Some(data) => {
                                 req.extensions_mut().insert(data.claims);
+                                next.run(req).await
+                            }
+                            None => StatusCode::UNAUTHORIZED.into_response(),
+                        }
+                    }
+                },
+            ))
+        }
+        "floor" => {
+            async fn who_floor(
+                axum::Extension(c): axum::Extension<Arc<floor::FloorClaims>>,
+            ) -> String {
+                c.sub.clone()
+            }
+            let floor = Arc::new(s.floor);
+            Router::new().route("/", get(who_floor)).layer(from_fn(
+                move |mut req: Request, next: Next| {
+                    let floor = floor.clone();
+                    async move {
+                        let token =
+                            bearer(req.headers().get("authorization").map(|v| v.as_bytes()));
+                        match token.and_then(|t| floor.verify(t)) {
+                            Some(c) => {
+                                req.extensions_mut().insert(Arc::new(c));
                                 next.run(req).await
                             }
                             None => StatusCode::UNAUTHORIZED.into_response(),

@@ -19,7 +19,7 @@ import argparse, os, re, socket, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = [
-    ("axum", "none", "HS256"), ("axum", "plumbing", "HS256"),
+    ("axum", "none", "HS256"), ("axum", "plumbing", "HS256"), ("axum", "floor", "HS256"),
     ("axum", "keycard", "HS256"), ("axum", "jsonwebtoken", "HS256"),
     ("axum", "keycard", "RS256"), ("axum", "keycard-cached", "RS256"), ("axum", "jsonwebtoken", "RS256"),
     ("axum", "keycard", "ES256"), ("axum", "keycard-cached", "ES256"), ("axum", "jsonwebtoken", "ES256"),
@@ -94,15 +94,22 @@ def main():
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--only", help="comma-separated modes to run (e.g. none,floor,keycard,jsonwebtoken)")
+    ap.add_argument("--algs", default="HS256,RS256,ES256", help="comma-separated algorithms")
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "load_server"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--features", "actix", "--example", "load_server"], cwd=ROOT, check=True)
     binaries = {"ours": os.path.join(ROOT, "target", "release", "examples", "load_server")}
     configs = list(CONFIGS)
+    if a.only:
+        keep = set(a.only.split(","))
+        configs = [c for c in configs if c[1] in keep or c[1] == "none"]
+    keep_algs = set(a.algs.split(","))
+    configs = [c for c in configs if c[1] in ("none", "plumbing", "floor") or c[2] in keep_algs]
     if a.peers:
         peer_dir = os.path.join(ROOT, "benches", "peers", "jwt-authorizer")
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=peer_dir, check=True)
         binaries["peer"] = os.path.join(peer_dir, "target", "release", "peer-jwt-authorizer")
-        configs += PEER_CONFIGS
+        configs += [c for c in PEER_CONFIGS if c[1] == "none" or c[2] in keep_algs]
     results = {c: [] for c in configs}
     for r in range(a.rounds):
         base = {}
@@ -121,6 +128,19 @@ def main():
         alg = "-" if cfg[1] in ("none", "plumbing") else cfg[2]
         print(f"| {cfg[0]} | {cfg[1]} | {alg} | {med('rps'):.0f} | {rat('rps'):.2f} | {med('p99'):.0f} | {rat('p99'):.2f} "
               f"| {med('cpu_us'):.1f} | {rat('cpu_us'):.2f} | {med('rss') / 1024:.1f} | {rss_delta:+.1f} |")
+
+
+    # keycard against the floor and the peers, same round, HS256.
+    def ratio_to(mode, fw="axum", alg="HS256", other_fw=None):
+        k, o = results.get((fw, "keycard", alg)), results.get((other_fw or fw, mode, alg))
+        if not k or not o: return None
+        # Each against its own framework's no-auth server of the same round.
+        return statistics.median((km["rps"] / kb["rps"]) / (om["rps"] / ob["rps"])
+                                 for (km, kb), (om, ob) in zip(k, o))
+    for label, r in [("floor", ratio_to("floor")), ("jsonwebtoken layer", ratio_to("jsonwebtoken")),
+                     ("jwt-authorizer", ratio_to("jwt-authorizer", other_fw="axum07"))]:
+        if r is not None:
+            print(f"keycard HS256 req/s ÷ {label}: {r:.2f} (median over rounds, each relative to its no-auth server)")
 
 
 if __name__ == "__main__":

@@ -790,14 +790,13 @@ impl KeyProvider for RemoteJwks {
                 KeyLookup::Refresh
             };
         }
-        let found: Vec<Arc<Key>> = snap
-            .keys
-            .iter()
-            .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, snap.keys.len()))
-            .cloned()
-            .collect();
-        if !found.is_empty() {
-            KeyLookup::Found(found)
+        let n = snap.keys.len();
+        if let Some(found) = KeyLookup::from_matches(
+            snap.keys
+                .iter()
+                .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, n)),
+        ) {
+            found
         } else if crate::key::kid_known(snap.keys.iter(), kid) {
             // A refetch would not change what this key serves.
             KeyLookup::AlgorithmNotAllowed

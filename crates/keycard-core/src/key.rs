@@ -541,7 +541,10 @@ impl KeySet {
 /// The answer of a [`KeyProvider`] for one token header.
 #[derive(Debug, Clone)]
 pub enum KeyLookup {
-    /// These keys may verify the token (tried in order, usually one).
+    /// The one key that may verify the token (the usual case: no
+    /// allocation).
+    One(Arc<Key>),
+    /// These keys may verify the token (tried in order).
     Found(Vec<Arc<Key>>),
     /// No key matches, and refreshing would not help (or was just tried).
     NotFound,
@@ -552,6 +555,31 @@ pub enum KeyLookup {
     Refresh,
     /// The keys cannot be obtained at all right now (e.g. JWKS never loaded).
     Unavailable,
+}
+
+impl KeyLookup {
+    /// The keys that may verify the token, from matching candidates: `One`
+    /// for one, `Found` for several, `None` for none.
+    pub fn from_matches<'a>(mut keys: impl Iterator<Item = &'a Arc<Key>>) -> Option<Self> {
+        let first = keys.next()?;
+        match keys.next() {
+            None => Some(Self::One(first.clone())),
+            Some(second) => {
+                let mut all = vec![first.clone(), second.clone()];
+                all.extend(keys.cloned());
+                Some(Self::Found(all))
+            }
+        }
+    }
+
+    /// The candidate keys of a `One` or `Found` answer (empty otherwise).
+    pub fn keys(&self) -> &[Arc<Key>] {
+        match self {
+            Self::One(k) => std::slice::from_ref(k),
+            Self::Found(v) => v,
+            _ => &[],
+        }
+    }
 }
 
 /// A boxed, sendable future, as returned by the async hooks of key providers
@@ -578,9 +606,8 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
 
 impl KeyProvider for KeySet {
     fn lookup(&self, _issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
-        let found: Vec<Arc<Key>> = self.candidates(kid, alg).cloned().collect();
-        if !found.is_empty() {
-            KeyLookup::Found(found)
+        if let Some(found) = KeyLookup::from_matches(self.candidates(kid, alg)) {
+            found
         } else if kid_known(self.keys.iter(), kid) {
             KeyLookup::AlgorithmNotAllowed
         } else {

@@ -553,13 +553,11 @@ impl KeyProvider for KeyRing {
     fn lookup(&self, _issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
         let keys = self.verification_keys();
         let n = keys.len();
-        let found: Vec<Arc<Key>> = keys
-            .iter()
-            .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, n))
-            .cloned()
-            .collect();
-        if !found.is_empty() {
-            KeyLookup::Found(found)
+        if let Some(found) = KeyLookup::from_matches(
+            keys.iter()
+                .filter(|k| alg_name(k.alg) == alg && answers_kid(k, kid, n)),
+        ) {
+            found
         } else if crate::key::kid_known(keys.iter(), kid) {
             KeyLookup::AlgorithmNotAllowed
         } else {

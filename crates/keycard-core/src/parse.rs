@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A string that borrows from the input unless it contains escapes.
@@ -80,39 +80,62 @@ impl<'de> Visitor<'de> for NoDuplicates {
 }
 
 /// Whether `bytes` is one JSON value with no duplicate member names.
+#[cfg(test)]
 pub(crate) fn check_no_duplicates(bytes: &[u8]) -> bool {
     serde_json::from_slice::<NoDuplicates>(bytes).is_ok()
 }
 
-/// `Some(value)` for a present member, even `null` (which then fails the
-/// type check instead of reading as absent).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| true)
-}
-
-/// The JOSE header members keycard reads or refuses.
-#[derive(Deserialize)]
+/// The JOSE header members keycard reads or refuses, read in one walk that
+/// also refuses duplicate member names at any depth.
+#[derive(Default)]
 pub(crate) struct JoseHeader<'a> {
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) alg: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) kid: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) typ: Option<Str<'a>>,
-    #[serde(borrow, default, deserialize_with = "present")]
     pub(crate) cty: Option<Str<'a>>,
-    #[serde(default, deserialize_with = "flag")]
     pub(crate) crit: bool,
-    #[serde(default, deserialize_with = "flag")]
     pub(crate) enc: bool,
-    #[serde(default, deserialize_with = "flag")]
     pub(crate) zip: bool,
-    #[serde(default, deserialize_with = "flag")]
     pub(crate) b64: bool,
+}
+
+impl<'de> Deserialize<'de> for JoseHeader<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = JoseHeader<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let mut h = JoseHeader::default();
+                visit_unique_keys(map, |key, map| {
+                    match key {
+                        // `null` is present: it then fails the type check.
+                        "alg" => h.alg = Some(map.next_value()?),
+                        "kid" => h.kid = Some(map.next_value()?),
+                        "typ" => h.typ = Some(map.next_value()?),
+                        "cty" => h.cty = Some(map.next_value()?),
+                        "crit" | "enc" | "zip" | "b64" => {
+                            map.next_value::<NoDuplicates>()?;
+                            match key {
+                                "crit" => h.crit = true,
+                                "enc" => h.enc = true,
+                                "zip" => h.zip = true,
+                                _ => h.b64 = true,
+                            }
+                        }
+                        _ => {
+                            map.next_value::<NoDuplicates>()?;
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// A NumericDate: an integer or a finite number (fractions round down).
@@ -341,13 +364,115 @@ fn visit_unique_keys<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
-/// The roles at `paths` in a JSON payload, read by the same one pass the
-/// verifier runs (for tests).
-#[cfg(test)]
+/// The roles at `paths` in a (verified) JSON payload, in one walk.
 pub(crate) fn roles_at(payload: &[u8], paths: &[Vec<String>]) -> Vec<String> {
     let mut out = Vec::new();
-    let _ = payload_pass(payload, paths, &mut out);
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let _ = RolesAt {
+        paths,
+        depth: 0,
+        alive: all_paths(paths),
+        out: &mut out,
+    }
+    .deserialize(&mut de);
     out
+}
+
+/// A string claim kept with the verified payload: a span of its bytes, or
+/// owned when the JSON string had escapes. No allocation on the common path.
+#[derive(Debug, Clone)]
+pub(crate) enum Text {
+    Span(u32, u32),
+    Owned(Box<str>),
+}
+
+impl Text {
+    fn of(s: &Str<'_>, base: &[u8]) -> Self {
+        if let Cow::Borrowed(b) = &s.0 {
+            let start = (b.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+            if start <= base.len() && b.len() <= base.len() - start {
+                if let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(b.len())) {
+                    return Self::Span(start, len);
+                }
+            }
+        }
+        Self::Owned(s.0.as_ref().into())
+    }
+
+    pub(crate) fn as_str<'a>(&'a self, payload: &'a [u8]) -> &'a str {
+        match self {
+            Self::Span(start, len) => {
+                let (s, l) = (*start as usize, *len as usize);
+                payload
+                    .get(s..s + l)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .unwrap_or("")
+            }
+            Self::Owned(s) => s,
+        }
+    }
+}
+
+/// `aud` kept with the payload: none, one (no allocation), or several.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Aud {
+    #[default]
+    None,
+    One(Text),
+    Many(Vec<Text>),
+}
+
+impl Aud {
+    pub(crate) fn iter<'a>(&'a self, payload: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+        let (one, many): (Option<&Text>, &[Text]) = match self {
+            Self::None => (None, &[]),
+            Self::One(t) => (Some(t), &[]),
+            Self::Many(v) => (None, v),
+        };
+        one.into_iter()
+            .chain(many.iter())
+            .map(move |t| t.as_str(payload))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            Self::None => true,
+            Self::One(_) => false,
+            Self::Many(v) => v.is_empty(),
+        }
+    }
+}
+
+/// The registered claims of a payload, kept with it without copying.
+#[derive(Debug, Clone)]
+pub(crate) struct Facts {
+    pub(crate) iss: Option<Text>,
+    pub(crate) sub: Option<Text>,
+    pub(crate) aud: Aud,
+    pub(crate) nbf: Option<i64>,
+    pub(crate) iat: Option<i64>,
+    pub(crate) jti: Option<Text>,
+    pub(crate) sid: Option<Text>,
+}
+
+impl Facts {
+    pub(crate) fn of(f: PayloadFacts<'_>, payload: &[u8]) -> Self {
+        let text = |s: Option<Str<'_>>| s.map(|s| Text::of(&s, payload));
+        let aud = match f.aud {
+            None => Aud::None,
+            Some(a) if a.0.len() == 1 => Aud::One(Text::of(&a.0[0], payload)),
+            Some(a) => Aud::Many(a.0.iter().map(|s| Text::of(s, payload)).collect()),
+        };
+        Self {
+            iss: text(f.iss),
+            sub: text(f.sub),
+            aud,
+            nbf: f.nbf.map(|n| n.0),
+            iat: f.iat.map(|n| n.0),
+            jti: text(f.jti),
+            sid: text(f.sid),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -399,17 +524,9 @@ mod tests {
 
     #[test]
     fn strict_registered_types() {
-        let mut roles = Vec::new();
-        let path = vec![vec!["roles".to_owned()]];
-        let ok = payload_pass(
-            br#"{"exp":1.9,"aud":["a","b"],"sub":"s","roles":["x"]}"#,
-            &path,
-            &mut roles,
-        )
-        .unwrap();
+        let ok = payload_pass(br#"{"exp":1.9,"aud":["a","b"],"sub":"s","roles":["x"]}"#).unwrap();
         assert_eq!(ok.exp.unwrap().0, 1);
         assert_eq!(ok.aud.unwrap().0.len(), 2);
-        assert_eq!(roles, ["x"]);
         for bad in [
             r#"{"exp":"1"}"#,
             r#"{"aud":1}"#,
@@ -421,20 +538,14 @@ mod tests {
             r#"[1]"#,
             r#"{} x"#,
         ] {
-            assert!(
-                payload_pass(bad.as_bytes(), &path, &mut Vec::new()).is_err(),
-                "{bad}"
-            );
+            assert!(payload_pass(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 }
 
 /// The one pass over a payload: duplicate members refused at any depth,
-/// registered claims read with strict types, roles read at their path.
-pub(crate) struct PayloadPass<'p> {
-    pub(crate) role_paths: &'p [Vec<String>],
-    pub(crate) roles: &'p mut Vec<String>,
-}
+/// registered claims read with strict types (roles are read on demand).
+pub(crate) struct PayloadPass;
 
 /// What the pass found.
 #[derive(Default)]
@@ -449,14 +560,14 @@ pub(crate) struct PayloadFacts<'a> {
     pub(crate) sid: Option<Str<'a>>,
 }
 
-impl<'de> DeserializeSeed<'de> for PayloadPass<'_> {
+impl<'de> DeserializeSeed<'de> for PayloadPass {
     type Value = PayloadFacts<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for PayloadPass<'_> {
+impl<'de> Visitor<'de> for PayloadPass {
     type Value = PayloadFacts<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
@@ -466,8 +577,6 @@ impl<'de> Visitor<'de> for PayloadPass<'_> {
         let mut small: [Option<Str<'de>>; 16] = Default::default();
         let mut n = 0;
         let mut spill: Vec<Str<'de>> = Vec::new();
-        let role_paths = self.role_paths;
-        let all = all_paths(role_paths);
         while let Some(key) = map.next_key::<Str<'de>>()? {
             if small[..n]
                 .iter()
@@ -486,17 +595,9 @@ impl<'de> Visitor<'de> for PayloadPass<'_> {
                 "iat" => facts.iat = Some(map.next_value()?),
                 "jti" => facts.jti = Some(map.next_value()?),
                 "sid" => facts.sid = Some(map.next_value()?),
-                k => match descend(role_paths, all, 0, k) {
-                    0 => {
-                        map.next_value::<NoDuplicates>()?;
-                    }
-                    alive => map.next_value_seed(RolesAt {
-                        paths: role_paths,
-                        depth: 1,
-                        alive,
-                        out: &mut *self.roles,
-                    })?,
-                },
+                _ => {
+                    map.next_value::<NoDuplicates>()?;
+                }
             }
             if n < small.len() {
                 small[n] = Some(key);
@@ -511,13 +612,9 @@ impl<'de> Visitor<'de> for PayloadPass<'_> {
 
 /// Run the pass; `Err` for anything but a JSON object without duplicates
 /// whose registered claims have the right types.
-pub(crate) fn payload_pass<'a>(
-    payload: &'a [u8],
-    role_paths: &[Vec<String>],
-    roles: &mut Vec<String>,
-) -> Result<PayloadFacts<'a>, serde_json::Error> {
+pub(crate) fn payload_pass(payload: &[u8]) -> Result<PayloadFacts<'_>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(payload);
-    let facts = PayloadPass { role_paths, roles }.deserialize(&mut de)?;
+    let facts = PayloadPass.deserialize(&mut de)?;
     de.end()?;
     Ok(facts)
 }

@@ -93,15 +93,67 @@ pub struct Verified {
 
 struct VerifiedInner {
     alg: Algorithm,
-    kid: Option<String>,
-    typ: Option<String>,
-    registered: RegisteredClaims,
+    kid: Option<HeaderText>,
+    typ: Option<HeaderText>,
+    /// The registered claims as spans of the payload: no copy.
+    facts: crate::parse::Facts,
+    exp: i64,
     payload: Vec<u8>,
+    registered: std::sync::OnceLock<RegisteredClaims>,
     claims_json: std::sync::OnceLock<Map<String, Value>>,
-    roles: Vec<String>,
-    scope_claims: Arc<[crate::roles::ClaimPath]>,
+    roles: std::sync::OnceLock<Vec<String>>,
     scopes: std::sync::OnceLock<Vec<String>>,
+    claims_config: Arc<ClaimsConfig>,
+}
+
+/// What a verified token needs from its verifier to answer questions later
+/// (one `Arc` for all of it).
+#[derive(Debug)]
+struct ClaimsConfig {
+    role_claim: RoleClaim,
+    scope_claims: Vec<crate::roles::ClaimPath>,
     realm: Arc<str>,
+}
+
+/// A short header string (`kid`, `typ`) kept inline: no allocation for the
+/// usual lengths.
+#[derive(Clone)]
+enum HeaderText {
+    Inline(u8, [u8; 46]),
+    Heap(Box<str>),
+}
+
+impl HeaderText {
+    fn new(s: &str) -> Self {
+        let b = s.as_bytes();
+        if b.len() <= 46 {
+            let mut buf = [0u8; 46];
+            buf[..b.len()].copy_from_slice(b);
+            Self::Inline(b.len() as u8, buf)
+        } else {
+            Self::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Inline(len, buf) => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            Self::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for HeaderText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for HeaderText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl fmt::Debug for Verified {
@@ -109,8 +161,7 @@ impl fmt::Debug for Verified {
         f.debug_struct("Verified")
             .field("alg", &self.inner.alg)
             .field("kid", &self.inner.kid)
-            .field("claims", &self.inner.registered)
-            .field("roles", &self.inner.roles)
+            .field("claims", self.registered())
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +172,7 @@ impl Verified {
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
         serde_json::from_slice(&self.inner.payload).map_err(|e| {
             AuthError::new(AuthErrorKind::InvalidClaimType)
-                .with_realm(self.inner.realm.clone())
+                .with_realm(self.inner.claims_config.realm.clone())
                 .with_detail(format!("claims do not fit the requested type: {e}"))
         })
     }
@@ -138,24 +189,66 @@ impl Verified {
         &self.inner.payload
     }
 
-    /// The registered claims.
+    /// The registered claims (copied out of the payload on first use).
     pub fn registered(&self) -> &RegisteredClaims {
-        &self.inner.registered
+        self.inner.registered.get_or_init(|| {
+            let (f, p) = (&self.inner.facts, &self.inner.payload[..]);
+            let text = |t: &Option<crate::parse::Text>| t.as_ref().map(|t| t.as_str(p).to_owned());
+            RegisteredClaims {
+                iss: text(&f.iss),
+                sub: text(&f.sub),
+                aud: f.aud.iter(p).map(str::to_owned).collect(),
+                exp: self.inner.exp,
+                nbf: f.nbf,
+                iat: f.iat,
+                jti: text(&f.jti),
+                sid: text(&f.sid),
+            }
+        })
     }
 
     /// `sub`, if present.
     pub fn subject(&self) -> Option<&str> {
-        self.inner.registered.sub.as_deref()
+        self.text(&self.inner.facts.sub)
     }
 
-    /// The roles read from the configured role claim.
+    /// `iss`, if present.
+    pub fn issuer(&self) -> Option<&str> {
+        self.text(&self.inner.facts.iss)
+    }
+
+    /// `jti`, if present.
+    pub fn jti(&self) -> Option<&str> {
+        self.text(&self.inner.facts.jti)
+    }
+
+    /// `sid` (the session), if present.
+    pub fn sid(&self) -> Option<&str> {
+        self.text(&self.inner.facts.sid)
+    }
+
+    /// `exp`.
+    pub fn expires_at(&self) -> i64 {
+        self.inner.exp
+    }
+
+    fn text<'a>(&'a self, t: &'a Option<crate::parse::Text>) -> Option<&'a str> {
+        t.as_ref().map(|t| t.as_str(&self.inner.payload))
+    }
+
+    /// The roles read from the configured role claims (on first use).
     pub fn roles(&self) -> &[String] {
-        &self.inner.roles
+        self.inner.roles.get_or_init(|| {
+            crate::parse::roles_at(
+                &self.inner.payload,
+                self.inner.claims_config.role_claim.paths(),
+            )
+        })
     }
 
     /// Whether the token holds `role` (exact match).
     pub fn has_role(&self, role: &str) -> bool {
-        self.inner.roles.iter().any(|r| r == role)
+        self.roles().iter().any(|r| r == role)
     }
 
     /// The scopes, read from the configured scope claims (default RFC 9068
@@ -165,7 +258,7 @@ impl Verified {
         self.inner.scopes.get_or_init(|| {
             let claims = self.claims_json();
             let mut out: Vec<String> = Vec::new();
-            for path in self.inner.scope_claims.iter() {
+            for path in self.inner.claims_config.scope_claims.iter() {
                 if let Some(v) = path.lookup(claims) {
                     for s in crate::roles::strings_of(v) {
                         if !out.contains(&s) {
@@ -190,12 +283,12 @@ impl Verified {
 
     /// The `kid` of the key that verified the token, if it named one.
     pub fn kid(&self) -> Option<&str> {
-        self.inner.kid.as_deref()
+        self.inner.kid.as_ref().map(HeaderText::as_str)
     }
 
     /// The JOSE `typ` header.
     pub fn typ(&self) -> Option<&str> {
-        self.inner.typ.as_deref()
+        self.inner.typ.as_ref().map(HeaderText::as_str)
     }
 
     /// Where the token was found (header or cookie).
@@ -204,7 +297,7 @@ impl Verified {
     }
 
     pub(crate) fn realm(&self) -> &Arc<str> {
-        &self.inner.realm
+        &self.inner.claims_config.realm
     }
 }
 
@@ -220,8 +313,7 @@ struct Settings {
     max_token_bytes: usize,
     token_type: Option<TokenType>,
     require_sub: bool,
-    role_claim: RoleClaim,
-    scope_claims: Arc<[crate::roles::ClaimPath]>,
+    claims_config: Arc<ClaimsConfig>,
     realm: Arc<str>,
     revocation: Option<Arc<dyn RevocationStore>>,
     fail_open: bool,
@@ -299,9 +391,7 @@ impl PendingVerification {
             Ok(p) => p,
             Err(e) => return Err(self.verifier.err(e)),
         };
-        s.keys
-            .refresh(parsed.registered.iss.as_deref(), parsed.kid.as_deref())
-            .await;
+        s.keys.refresh(parsed.iss(), parsed.kid.as_deref()).await;
         match self
             .verifier
             .verify_parsed(&self.token, parsed, self.found, false)
@@ -375,6 +465,24 @@ impl Verifier {
     }
 
     fn verify_now_from(&self, token: &str, found: Found) -> Attempt {
+        // RFC 6750 §2.1: a header value that is not a b64token is a
+        // malformed request (400), not a bad token. Every valid JWS is a
+        // b64token, so the per-byte check runs only when verification did
+        // not succeed.
+        let not_b64token =
+            || found != Found::Cookie && !crate::source::is_b64token(token.as_bytes());
+        match self.verify_now_inner(token, found) {
+            Attempt::Done(Err(_)) | Attempt::Pending(_) if not_b64token() => {
+                Attempt::Done(Err(self.err(
+                    AuthError::new(AuthErrorKind::MalformedRequest)
+                        .with_detail("the token is not a b64token"),
+                )))
+            }
+            other => other,
+        }
+    }
+
+    fn verify_now_inner(&self, token: &str, found: Found) -> Attempt {
         if let Some(cache) = &self.0.cache {
             if let Some(entry) = cache.get(token) {
                 match self.check_cached(&entry) {
@@ -424,17 +532,15 @@ impl Verifier {
     pub(crate) fn authentic_sid(&self, token: &str) -> Result<Option<String>, AuthError> {
         let s = &*self.0;
         let p = parse(token, s).map_err(|e| self.err(e))?;
-        let keys = match s
-            .keys
-            .lookup(p.registered.iss.as_deref(), p.kid.as_deref(), p.alg)
-        {
-            KeyLookup::Found(keys) => keys,
+        let keys = match s.keys.lookup(p.iss(), p.kid.as_deref(), p.alg) {
+            l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => l,
             KeyLookup::Unavailable => return Err(self.err(AuthErrorKind::KeysUnavailable.into())),
             _ => return Err(self.err(AuthErrorKind::UnknownKey.into())),
         };
         let signing_input = &token.as_bytes()[..p.signing_input_len];
         let signature = &token[p.signing_input_len + 1..];
         if !keys
+            .keys()
             .iter()
             .any(|k| k.verify_signature(signing_input, signature))
         {
@@ -445,14 +551,22 @@ impl Verifier {
                 return Err(self.err(AuthErrorKind::WrongTokenType.into()));
             }
         }
-        let reg = p.registered;
-        if !s.issuers.is_empty() && !reg.iss.as_ref().is_some_and(|i| s.issuers.contains(i)) {
+        if !s.issuers.is_empty() && !p.iss().is_some_and(|i| s.issuers.iter().any(|w| w == i)) {
             return Err(self.err(AuthErrorKind::WrongIssuer.into()));
         }
-        if !s.audiences.is_empty() && !reg.aud.iter().any(|a| s.audiences.contains(a)) {
+        if !s.audiences.is_empty()
+            && !p
+                .facts
+                .aud
+                .iter(&p.payload)
+                .any(|a| s.audiences.iter().any(|w| w == a))
+        {
             return Err(self.err(AuthErrorKind::WrongAudience.into()));
         }
-        Ok(reg.sid)
+        Ok(p.facts
+            .sid
+            .as_ref()
+            .map(|t| t.as_str(&p.payload).to_owned()))
     }
 
     /// The raw token of a request, as [`Verifier::authenticate_now`] finds it.
@@ -508,11 +622,8 @@ impl Verifier {
 
     fn verify_parsed(&self, token: &str, p: Parsed, found: Found, may_refresh: bool) -> Step {
         let s = &*self.0;
-        let keys = match s
-            .keys
-            .lookup(p.registered.iss.as_deref(), p.kid.as_deref(), p.alg)
-        {
-            KeyLookup::Found(keys) => keys,
+        let keys = match s.keys.lookup(p.iss(), p.kid.as_deref(), p.alg) {
+            l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => l,
             KeyLookup::Refresh if may_refresh => return Step::NeedsKeys,
             KeyLookup::Refresh | KeyLookup::NotFound => {
                 return Step::Done(Err(self.err(AuthErrorKind::UnknownKey.into())))
@@ -526,7 +637,7 @@ impl Verifier {
         };
         let signing_input = &token.as_bytes()[..p.signing_input_len];
         let signature = &token[p.signing_input_len + 1..];
-        let Some(key) = keys.iter().find(|k| {
+        let Some(key) = keys.keys().iter().find(|k| {
             if s.reference_signatures {
                 k.verify_signature_reference(signing_input, signature)
             } else {
@@ -538,7 +649,7 @@ impl Verifier {
         let key = key.clone();
         let result = self.check_claims(&key, p, found).map_err(|e| self.err(e));
         if let (Some(cache), Ok(v)) = (&s.cache, &result) {
-            cache.insert(token, v.clone(), key, v.inner.registered.exp, self.now());
+            cache.insert(token, v.clone(), key, v.inner.exp, self.now());
         }
         Step::Done(result)
     }
@@ -547,42 +658,53 @@ impl Verifier {
     /// valid (expired, revoked, store down), `None` its key is gone.
     fn check_cached(&self, entry: &crate::cache::Entry) -> Option<Result<(), AuthError>> {
         let s = &*self.0;
-        let reg = &entry.verified.inner.registered;
+        let v = &entry.verified;
         let still_there = match s.keys.lookup(
-            reg.iss.as_deref(),
+            v.issuer(),
             entry.verified.kid(),
             crate::key::alg_name(entry.key.alg),
         ) {
-            KeyLookup::Found(keys) => keys.iter().any(|k| Arc::ptr_eq(k, &entry.key)),
+            l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => {
+                l.keys().iter().any(|k| Arc::ptr_eq(k, &entry.key))
+            }
             _ => false,
         };
         if !still_there {
             return None;
         }
         let now = self.now();
-        if now > reg.exp.saturating_add(s.leeway) {
+        if now > v.inner.exp.saturating_add(s.leeway) {
             return Some(Err(AuthErrorKind::Expired.into()));
         }
-        if reg
+        if v.inner
+            .facts
             .nbf
             .is_some_and(|nbf| nbf > now.saturating_add(s.leeway))
         {
             return Some(Err(AuthErrorKind::NotYetValid.into()));
         }
-        Some(self.check_revocation(reg))
+        Some(self.check_revocation(&v.inner.facts, v.inner.exp, &v.inner.payload))
     }
 
-    fn check_revocation(&self, registered: &RegisteredClaims) -> Result<(), AuthError> {
+    fn check_revocation(
+        &self,
+        f: &crate::parse::Facts,
+        exp: i64,
+        payload: &[u8],
+    ) -> Result<(), AuthError> {
         let s = &*self.0;
         let Some(store) = &s.revocation else {
             return Ok(());
         };
+        fn text<'a>(t: &'a Option<crate::parse::Text>, payload: &'a [u8]) -> Option<&'a str> {
+            t.as_ref().map(|t| t.as_str(payload))
+        }
         let facts = TokenFacts {
-            jti: registered.jti.as_deref(),
-            sub: registered.sub.as_deref(),
-            sid: registered.sid.as_deref(),
-            iat: registered.iat,
-            exp: registered.exp,
+            jti: text(&f.jti, payload),
+            sub: text(&f.sub, payload),
+            sid: text(&f.sid, payload),
+            iat: f.iat,
+            exp,
         };
         match store.is_revoked(&facts) {
             Ok(false) => Ok(()),
@@ -636,41 +758,40 @@ impl Verifier {
                     .with_detail("issued to another client"));
             }
         }
-        let registered = p.registered;
+        let f = &p.facts;
+        let exp = p.exp;
+        let payload = &p.payload[..];
         let now = self.now();
-        if now > registered.exp.saturating_add(s.leeway) {
+        if now > exp.saturating_add(s.leeway) {
             return Err(AuthErrorKind::Expired.into());
         }
-        if let Some(nbf) = registered.nbf {
+        if let Some(nbf) = f.nbf {
             if nbf > now.saturating_add(s.leeway) {
                 return Err(AuthErrorKind::NotYetValid.into());
             }
         }
         if let Some(until) = key.signed_until {
             // A retired key verifies only what it signed before retiring.
-            if registered
-                .iat
-                .is_none_or(|iat| iat > until.saturating_add(s.leeway))
-            {
+            if f.iat.is_none_or(|iat| iat > until.saturating_add(s.leeway)) {
                 return Err(AuthError::new(AuthErrorKind::UnknownKey)
                     .with_detail("issued after its signing key was retired"));
             }
         }
-        if let Some(iat) = registered.iat {
+        if let Some(iat) = f.iat {
             if iat > now.saturating_add(s.leeway) {
                 return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
                     .with_detail("iat is in the future"));
             }
         }
         if let Some(max) = s.max_lifetime {
-            let start = registered.iat.unwrap_or(now);
-            if registered.exp.saturating_sub(start) > max.saturating_add(s.leeway) {
+            let start = f.iat.unwrap_or(now);
+            if exp.saturating_sub(start) > max.saturating_add(s.leeway) {
                 return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
                     .with_detail("token lifetime exceeds the maximum"));
             }
         }
         if !s.issuers.is_empty() {
-            match &registered.iss {
+            match f.iss.as_ref().map(|t| t.as_str(payload)) {
                 None => return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss")),
                 Some(iss) if !s.issuers.iter().any(|i| i == iss) => {
                     return Err(AuthErrorKind::WrongIssuer.into())
@@ -679,39 +800,43 @@ impl Verifier {
             }
         }
         if !s.audiences.is_empty() {
-            if registered.aud.is_empty() {
+            if f.aud.is_empty() {
                 return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"));
             }
-            if !registered.aud.iter().any(|a| s.audiences.contains(a)) {
+            if !f
+                .aud
+                .iter(payload)
+                .any(|a| s.audiences.iter().any(|want| want == a))
+            {
                 return Err(AuthErrorKind::WrongAudience.into());
             }
-        } else if !registered.aud.is_empty() && !s.ignore_audience {
+        } else if !f.aud.is_empty() && !s.ignore_audience {
             // RFC 7519 §4.1.3: a recipient that does not identify itself with
             // a value in `aud` must reject the token.
             return Err(AuthError::new(AuthErrorKind::WrongAudience)
                 .with_detail("token has an audience but the verifier has none configured"));
         }
-        if s.require_sub && registered.sub.is_none() {
+        if s.require_sub && f.sub.is_none() {
             return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub"));
         }
-        self.check_revocation(&registered)?;
-        let roles = p.roles;
+        self.check_revocation(f, exp, payload)?;
         Ok(Verified {
             inner: Arc::new(VerifiedInner {
                 alg: key.alg,
                 kid: p.kid,
                 typ: p.typ,
-                registered,
+                facts: p.facts,
+                exp,
                 payload: p.payload,
+                registered: std::sync::OnceLock::new(),
                 claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
                     let cell = std::sync::OnceLock::new();
                     let _ = cell.set(c);
                     cell
                 }),
-                roles,
-                scope_claims: s.scope_claims.clone(),
+                roles: std::sync::OnceLock::new(),
                 scopes: std::sync::OnceLock::new(),
-                realm: s.realm.clone(),
+                claims_config: s.claims_config.clone(),
             }),
             found,
         })
@@ -727,20 +852,22 @@ pub(crate) fn now_secs() -> i64 {
 /// What the header and payload say, before the signature is checked.
 struct Parsed {
     alg: &'static str,
-    kid: Option<String>,
-    typ: Option<String>,
-    registered: RegisteredClaims,
-    roles: Vec<String>,
+    kid: Option<HeaderText>,
+    typ: Option<HeaderText>,
+    facts: crate::parse::Facts,
+    exp: i64,
     payload: Vec<u8>,
     signing_input_len: usize,
 }
 
-fn malformed(why: &'static str) -> AuthError {
-    AuthError::new(AuthErrorKind::MalformedToken).with_detail(why)
+impl Parsed {
+    fn iss(&self) -> Option<&str> {
+        self.facts.iss.as_ref().map(|t| t.as_str(&self.payload))
+    }
 }
 
-fn owned(s: Option<crate::parse::Str<'_>>) -> Option<String> {
-    s.map(|s| s.0.into_owned())
+fn malformed(why: &'static str) -> AuthError {
+    AuthError::new(AuthErrorKind::MalformedToken).with_detail(why)
 }
 
 /// The algorithm names keycard can verify; anything else (`none`, `ES512`,
@@ -775,16 +902,13 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
     if h.is_empty() || p.is_empty() || sig.is_empty() {
         return Err(malformed("empty part"));
     }
-    // Headers are small: decode on the stack.
+    // Headers are small: decode on the stack, then one walk that reads the
+    // members and refuses duplicates at any depth.
     let mut header_buf = [0u8; 2048];
     let header_len = crate::b64::decode_slice(h.as_bytes(), &mut header_buf)
         .map_err(|_| malformed("header base64"))?;
-    let header_bytes = &header_buf[..header_len];
-    if !crate::parse::check_no_duplicates(header_bytes) {
-        return Err(malformed("header is not JSON without duplicate members"));
-    }
-    let header: crate::parse::JoseHeader<'_> =
-        serde_json::from_slice(header_bytes).map_err(|_| malformed("header members"))?;
+    let header: crate::parse::JoseHeader<'_> = serde_json::from_slice(&header_buf[..header_len])
+        .map_err(|_| malformed("header is not JSON without duplicate members"))?;
     for (refused, name) in [
         (header.crit, "crit"),
         (header.enc, "enc"),
@@ -811,39 +935,21 @@ fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
         }
     }
     let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
-    let mut roles = Vec::new();
-    let facts =
-        crate::parse::payload_pass(&payload, s.role_claim.paths(), &mut roles).map_err(|e| {
-            AuthError::new(AuthErrorKind::MalformedToken).with_detail(format!("payload: {e}"))
-        })?;
-    let registered = registered_claims(facts)?;
+    let facts = crate::parse::payload_pass(&payload).map_err(|e| {
+        AuthError::new(AuthErrorKind::MalformedToken).with_detail(format!("payload: {e}"))
+    })?;
+    let Some(exp) = facts.exp.as_ref().map(|n| n.0) else {
+        return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("exp"));
+    };
+    let facts = crate::parse::Facts::of(facts, &payload);
     Ok(Parsed {
         alg,
-        kid: owned(header.kid),
-        typ: owned(header.typ),
-        registered,
-        roles,
+        kid: header.kid.map(|k| HeaderText::new(&k.0)),
+        typ: header.typ.map(|t| HeaderText::new(&t.0)),
+        facts,
+        exp,
         payload,
         signing_input_len: h.len() + 1 + p.len(),
-    })
-}
-
-fn registered_claims(r: crate::parse::PayloadFacts<'_>) -> Result<RegisteredClaims, AuthError> {
-    let exp = r
-        .exp
-        .ok_or_else(|| AuthError::new(AuthErrorKind::MissingClaim).with_detail("exp"))?
-        .0;
-    Ok(RegisteredClaims {
-        iss: owned(r.iss),
-        sub: owned(r.sub),
-        aud: r.aud.map_or_else(Vec::new, |a| {
-            a.0.into_iter().map(|s| s.0.into_owned()).collect()
-        }),
-        exp,
-        nbf: r.nbf.map(|n| n.0),
-        iat: r.iat.map(|n| n.0),
-        jti: owned(r.jti),
-        sid: owned(r.sid),
     })
 }
 
@@ -1206,6 +1312,7 @@ impl VerifierBuilder {
             },
         };
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let realm: Arc<str> = Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM));
         // Entries of a shared denylist are kept and pruned by the store's
         // clock: judge expiry by the same one, unless told otherwise.
         let clock = self.clock.or_else(|| {
@@ -1227,17 +1334,17 @@ impl VerifierBuilder {
             max_token_bytes,
             token_type: self.token_type.unwrap_or(Some(TokenType::Access)),
             require_sub: self.require_sub,
-            role_claim: self.role_claim.unwrap_or_default(),
-            scope_claims: self
-                .scope_claims
-                .unwrap_or_else(|| {
+            claims_config: Arc::new(ClaimsConfig {
+                role_claim: self.role_claim.unwrap_or_default(),
+                scope_claims: self.scope_claims.unwrap_or_else(|| {
                     vec![
                         crate::roles::ClaimPath::parse("scope"),
                         crate::roles::ClaimPath::parse("scp"),
                     ]
-                })
-                .into(),
-            realm: Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM)),
+                }),
+                realm: realm.clone(),
+            }),
+            realm,
             revocation: self.revocation,
             fail_open: self.fail_open,
             csrf: self.csrf,
