@@ -10,15 +10,23 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use keycard_core::{
-    Anonymous, Attempt, AuthError, AuthMode, AuthState, RoleRequirement, Verified, Verifier,
+    Admission, Admitted, AuthError, AuthMode, AuthState, RoleRequirement, Verifier,
 };
 
 use crate::ActixHeaders;
 
-type RejectFn = Arc<dyn Fn(&AuthError) -> HttpResponse + Send + Sync>;
+type RejectFn = Arc<dyn Fn(AuthError) -> HttpResponse + Send + Sync>;
 
 fn default_reject() -> RejectFn {
-    Arc::new(crate::error_response)
+    Arc::new(|e| crate::error_response(&e))
+}
+
+/// The rejection response, with the [`AuthError`] in its extensions,
+/// whatever rejection built it (the same contract as the tower adapter).
+fn reject(reject: &RejectFn, e: AuthError) -> HttpResponse {
+    let mut res = reject(e.clone());
+    res.extensions_mut().insert(e);
+    res
 }
 
 /// Middleware that authenticates every request with a [`Verifier`]:
@@ -60,10 +68,12 @@ impl JwtAuth {
         self
     }
 
-    /// Answer refused requests with `reject` instead of the default.
+    /// Answer refused requests with `reject` instead of the default (the
+    /// same signature as the tower adapter's rejections). The response
+    /// carries the [`AuthError`] in its extensions either way.
     pub fn with_rejection(
         mut self,
-        reject: impl Fn(&AuthError) -> HttpResponse + Send + Sync + 'static,
+        reject: impl Fn(AuthError) -> HttpResponse + Send + Sync + 'static,
     ) -> Self {
         self.reject = Arc::new(reject);
         self
@@ -103,15 +113,17 @@ impl<S> fmt::Debug for JwtAuthMiddleware<S> {
     }
 }
 
-fn admit(req: &ServiceRequest, verified: Option<Verified>, verifier: &Verifier) {
-    match verified {
-        Some(v) => {
+fn store(req: &ServiceRequest, admitted: Admitted) {
+    match admitted {
+        Admitted::Verified(v) => {
             req.extensions_mut().insert(v);
         }
-        None => {
-            req.extensions_mut()
-                .insert(Anonymous::new(verifier.realm().clone()));
+        Admitted::Anonymous(a) => {
+            req.extensions_mut().insert(a);
         }
+        // Future admission kinds carry nothing to store.
+        #[allow(unreachable_patterns)]
+        _ => {}
     }
 }
 
@@ -128,34 +140,38 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let cfg = &self.config;
-        let attempt = cfg
-            .verifier
-            .authenticate_now(req.method().as_str(), &ActixHeaders(req.headers()));
-        match attempt {
-            Attempt::Done(result) => match cfg.mode.apply(result) {
-                Ok(verified) => {
-                    admit(&req, verified, &cfg.verifier);
-                    let fut = self.service.call(req);
-                    Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
-                }
-                Err(e) => {
-                    let res = req.into_response((cfg.reject)(&e)).map_into_right_body();
-                    Box::pin(ready(Ok(res)))
-                }
-            },
-            Attempt::Pending(pending) => {
+        let admission = cfg.verifier.admit(
+            cfg.mode,
+            req.method().as_str(),
+            &ActixHeaders(req.headers()),
+        );
+        match admission {
+            Admission::Done(Ok(admitted)) => {
+                store(&req, admitted);
+                let fut = self.service.call(req);
+                Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+            }
+            Admission::Done(Err(e)) => {
+                let res = req
+                    .into_response(reject(&cfg.reject, e))
+                    .map_into_right_body();
+                Box::pin(ready(Ok(res)))
+            }
+            Admission::Pending(pending) => {
                 let service = Rc::clone(&self.service);
-                let cfg = cfg.clone();
+                let reject_fn = cfg.reject.clone();
                 Box::pin(async move {
-                    match cfg.mode.apply(pending.finish().await) {
-                        Ok(verified) => {
-                            admit(&req, verified, &cfg.verifier);
+                    match pending.finish().await {
+                        Ok(admitted) => {
+                            store(&req, admitted);
                             service
                                 .call(req)
                                 .await
                                 .map(ServiceResponse::map_into_left_body)
                         }
-                        Err(e) => Ok(req.into_response((cfg.reject)(&e)).map_into_right_body()),
+                        Err(e) => Ok(req
+                            .into_response(reject(&reject_fn, e))
+                            .map_into_right_body()),
                     }
                 })
             }
@@ -209,10 +225,12 @@ impl RequireRoles {
         }
     }
 
-    /// Answer refused requests with `reject` instead of the default.
+    /// Answer refused requests with `reject` instead of the default (the
+    /// same signature as the tower adapter's rejections). The response
+    /// carries the [`AuthError`] in its extensions either way.
     pub fn with_rejection(
         mut self,
-        reject: impl Fn(&AuthError) -> HttpResponse + Send + Sync + 'static,
+        reject: impl Fn(AuthError) -> HttpResponse + Send + Sync + 'static,
     ) -> Self {
         self.reject = Arc::new(reject);
         self
@@ -303,7 +321,7 @@ where
             }
             Err(e) => {
                 let res = req
-                    .into_response((self.config.reject)(&e))
+                    .into_response(reject(&self.config.reject, e))
                     .map_into_right_body();
                 Box::pin(ready(Ok(res)))
             }

@@ -102,6 +102,35 @@ impl AuthErrorKind {
         }
     }
 
+    /// A stable snake_case name, for logs and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::MalformedRequest => "malformed_request",
+            Self::MalformedToken => "malformed_token",
+            Self::TokenTooLarge => "token_too_large",
+            Self::UnsupportedHeader => "unsupported_header",
+            Self::UnknownKey => "unknown_key",
+            Self::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::InvalidLifetime => "invalid_lifetime",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaimType => "invalid_claim_type",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongTokenType => "wrong_token_type",
+            Self::Revoked => "revoked",
+            Self::InsufficientRole => "insufficient_role",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::CrossSiteRequest => "cross_site_request",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::LayerMissing => "layer_missing",
+        }
+    }
+
     /// The RFC 6750 error code, if this kind has one.
     pub fn error_code(self) -> Option<&'static str> {
         match self {
@@ -184,6 +213,13 @@ impl AuthError {
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
         self.source = Some(Arc::new(source));
         self
+    }
+
+    /// The realm attached to this error, or the default one.
+    pub(crate) fn realm_or_default(&self) -> Arc<str> {
+        self.realm
+            .clone()
+            .unwrap_or_else(|| Arc::from(DEFAULT_REALM))
     }
 
     /// The internal detail, for logs.

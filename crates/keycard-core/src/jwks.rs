@@ -240,6 +240,10 @@ impl JwksBuilder {
     /// Needs a Tokio runtime when tokens arrive.
     pub fn build_lazy(self) -> Result<RemoteJwks, JwksError> {
         let inner = self.into_inner()?;
+        // Inside a Tokio runtime, start fetching at once in the background
+        // (with backoff while the endpoint fails), so a service that starts
+        // while its identity provider is away is ready as soon as it is back.
+        spawn_background(&inner);
         Ok(RemoteJwks(inner))
     }
 
@@ -381,6 +385,8 @@ fn spawn_background(inner: &Arc<Inner>) {
                             (s.fetched_at + window.mul_f32(0.8))
                                 .saturating_duration_since(Instant::now())
                         }
+                        // Never fetched: now.
+                        None if lock(&inner.last_attempt).is_none() => Duration::ZERO,
                         None => inner.cfg.cooldown,
                     }
                 };
@@ -423,6 +429,31 @@ fn backoff(cooldown: Duration, failures: u32) -> Duration {
 }
 
 impl Inner {
+    fn key_count(&self) -> usize {
+        self.snapshot.load().as_ref().map_or(0, |s| s.keys.len())
+    }
+
+    /// Whether the keys can serve now: present and not past the staleness
+    /// bound; else why not.
+    fn readiness(&self) -> Result<(), String> {
+        let guard = self.snapshot.load();
+        let Some(snap) = guard.as_ref() else {
+            let why = lock(&self.last_error)
+                .as_ref()
+                .map_or_else(|| "not fetched yet".to_owned(), ToString::to_string);
+            return Err(format!("no JWKS keys yet: {why}"));
+        };
+        let age = snap.fetched_at.elapsed();
+        metrics::gauge!(crate::observe::names::JWKS_AGE).set(age.as_secs_f64());
+        if age > self.cfg.max_stale {
+            return Err(format!(
+                "JWKS keys are {}s old, past the staleness bound",
+                age.as_secs()
+            ));
+        }
+        Ok(())
+    }
+
     fn mark_attempt(&self) {
         *lock(&self.last_attempt) = Some(Instant::now());
     }
@@ -549,9 +580,17 @@ impl Inner {
         }
         .await;
         match &result {
-            Ok(()) => *lock(&self.last_error) = None,
+            Ok(()) => {
+                *lock(&self.last_error) = None;
+                metrics::counter!(crate::observe::names::JWKS_FETCHES, "result" => "ok")
+                    .increment(1);
+                metrics::gauge!(crate::observe::names::JWKS_KEYS).set(self.key_count() as f64);
+                metrics::gauge!(crate::observe::names::JWKS_AGE).set(0.0);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
+                metrics::counter!(crate::observe::names::JWKS_FETCHES, "result" => "error")
+                    .increment(1);
                 *lock(&self.last_error) = Some(e.clone());
             }
         }
@@ -811,6 +850,10 @@ impl KeyProvider for RemoteJwks {
     fn refresh<'a>(&'a self, _issuer: Option<&'a str>, _kid: Option<&'a str>) -> BoxFuture<'a, ()> {
         Box::pin(self.0.clone().refresh_single_flight())
     }
+
+    fn readiness(&self) -> Result<(), String> {
+        self.0.readiness()
+    }
 }
 
 /// Several issuers at once: keys are resolved by (`iss`, `kid`), so a token
@@ -856,6 +899,19 @@ impl KeyProvider for MultiIssuer {
 
     fn needs_issuer(&self) -> bool {
         true
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .issuers
+            .iter()
+            .filter_map(|(iss, p)| p.readiness().err().map(|e| format!("{iss}: {e}")))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }
 

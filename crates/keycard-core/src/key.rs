@@ -602,6 +602,12 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
     fn needs_issuer(&self) -> bool {
         false
     }
+
+    /// Whether the keys can serve right now (present, not past their
+    /// staleness bound); else why not. Default: always ready.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl KeyProvider for KeySet {

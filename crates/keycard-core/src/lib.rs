@@ -43,6 +43,7 @@
 //! - sessions with refresh rotation ([`Sessions`], [`RefreshStore`]),
 //! - cookies ([`CookieSettings`]) and CSRF ([`csrf`]).
 
+mod admit;
 mod b64;
 mod cache;
 pub mod clock;
@@ -55,6 +56,7 @@ mod json;
 pub mod jwks;
 mod key;
 mod key_ring;
+pub mod observe;
 mod parse;
 #[cfg(feature = "aws-lc-rs")]
 mod prepared;
@@ -66,6 +68,7 @@ mod source;
 pub mod testing;
 mod verify;
 
+pub use admit::{Admission, Admitted, PendingAdmission};
 pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
 pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
@@ -93,8 +96,8 @@ pub use session::{
 };
 pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
 pub use verify::{
-    Anonymous, Attempt, AuthMode, AuthState, PendingVerification, RegisteredClaims, TokenType,
-    Verified, Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME,
+    Anonymous, Attempt, AuthMode, AuthState, PendingVerification, Readiness, RegisteredClaims,
+    TokenType, Verified, Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME,
     DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,
 };
 

@@ -114,6 +114,12 @@ pub trait RevocationStore: Send + Sync + fmt::Debug + 'static {
         now_secs()
     }
 
+    /// Whether the store can answer checks right now (a cluster store's
+    /// view is current); else why not. Default: always ready.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Revoke one token whose `exp` is `expires_at`. The entry is kept
     /// until `expires_at` + [`REVOCATION_GRACE`], so the token stays refused
     /// inside any verifier's leeway.

@@ -89,6 +89,7 @@ pub struct RegisteredClaims {
 pub struct Verified {
     inner: Arc<VerifiedInner>,
     found: Found,
+    cached: bool,
 }
 
 struct VerifiedInner {
@@ -296,6 +297,11 @@ impl Verified {
         self.found
     }
 
+    /// Whether the verified-token cache answered (no signature check ran).
+    pub fn from_cache(&self) -> bool {
+        self.cached
+    }
+
     pub(crate) fn realm(&self) -> &Arc<str> {
         &self.inner.claims_config.realm
     }
@@ -322,6 +328,7 @@ struct Settings {
     cache: Option<crate::cache::TokenCache>,
     clock: Option<Arc<dyn crate::clock::Clock>>,
     algorithms: Option<Vec<&'static str>>,
+    authenticate_preflights: bool,
     typ_marker: Option<crate::profile::TokenMarker>,
     client_ids: Vec<String>,
     client_id_claim: crate::roles::ClaimPath,
@@ -484,13 +491,19 @@ impl Verifier {
 
     fn verify_now_inner(&self, token: &str, found: Found) -> Attempt {
         if let Some(cache) = &self.0.cache {
-            if let Some(entry) = cache.get(token) {
+            let entry = cache.get(token);
+            if entry.is_none() {
+                crate::observe::cache(false);
+            }
+            if let Some(entry) = entry {
                 match self.check_cached(&entry) {
                     Some(Ok(())) => {
+                        crate::observe::cache(true);
                         return Attempt::Done(Ok(Verified {
                             inner: entry.verified.inner,
                             found,
-                        }))
+                            cached: true,
+                        }));
                     }
                     Some(Err(e)) => {
                         cache.remove(token);
@@ -606,6 +619,27 @@ impl Verifier {
     /// The token type this verifier accepts.
     pub fn token_type(&self) -> Option<TokenType> {
         self.0.token_type
+    }
+
+    /// Whether this verifier can decide right now: its keys are present and
+    /// fresh enough, and its revocation store (if any) is current. For a
+    /// readiness probe (`/ready`).
+    pub fn readiness(&self) -> Readiness {
+        let mut reasons = Vec::new();
+        if let Err(e) = self.0.keys.readiness() {
+            reasons.push(e);
+        }
+        if let Some(store) = &self.0.revocation {
+            if let Err(e) = store.readiness() {
+                reasons.push(e);
+            }
+        }
+        Readiness { reasons }
+    }
+
+    /// Whether CORS preflights pass as anonymous (the default).
+    pub(crate) fn cors_preflights_pass(&self) -> bool {
+        !self.0.authenticate_preflights
     }
 
     /// Now, by this verifier's clock.
@@ -839,6 +873,7 @@ impl Verifier {
                 claims_config: s.claims_config.clone(),
             }),
             found,
+            cached: false,
         })
     }
 }
@@ -980,6 +1015,7 @@ pub struct VerifierBuilder {
     cache_capacity: Option<u64>,
     clock: Option<Arc<dyn crate::clock::Clock>>,
     algorithms: Option<Vec<Algorithm>>,
+    authenticate_preflights: bool,
     typ_marker: Option<crate::profile::TokenMarker>,
     client_ids: Vec<String>,
     client_id_claim: Option<crate::roles::ClaimPath>,
@@ -1188,6 +1224,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Authenticate CORS preflights like any request (they then get 401,
+    /// since browsers never send credentials on them). By default a
+    /// preflight (`OPTIONS` with `Access-Control-Request-Method`) passes as
+    /// anonymous, so that a CORS layer inside keycard's layer answers it;
+    /// an application whose own `OPTIONS` handlers must not run
+    /// unauthenticated turns this on.
+    pub fn authenticate_cors_preflights(mut self) -> Self {
+        self.authenticate_preflights = true;
+        self
+    }
+
     /// Turn off the CSRF check for cookie-authenticated requests. Only safe
     /// when cookies are `SameSite=Strict` and every subdomain is trusted, or
     /// when another layer already defends against CSRF.
@@ -1354,6 +1401,7 @@ impl VerifierBuilder {
             algorithms: self
                 .algorithms
                 .map(|a| a.into_iter().map(crate::key::alg_name).collect()),
+            authenticate_preflights: self.authenticate_preflights,
             typ_marker: self.typ_marker,
             client_ids: self.client_ids,
             client_id_claim: self
@@ -1369,6 +1417,29 @@ impl TryFrom<Key> for Verifier {
     /// A verifier with one key and every default.
     fn try_from(key: Key) -> Result<Self, ConfigError> {
         Verifier::builder().key(key).build()
+    }
+}
+
+/// Whether a verifier can decide right now, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    reasons: Vec<String>,
+}
+
+impl Readiness {
+    /// Ready to decide.
+    pub fn is_ready(&self) -> bool {
+        self.reasons.is_empty()
+    }
+
+    /// Why not (empty when ready).
+    pub fn reasons(&self) -> &[String] {
+        &self.reasons
+    }
+
+    /// `{"ready": bool, "reasons": [...]}`, for a `/ready` endpoint.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"ready": self.is_ready(), "reasons": self.reasons}).to_string()
     }
 }
 

@@ -43,6 +43,17 @@ impl RevocationStore for RedisRevocationStore {
         self.0.view.now()
     }
 
+    fn readiness(&self) -> Result<(), String> {
+        if self.0.view.is_current() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the Redis revocation view is not current (last proven {:.1}s ago)",
+                self.0.view.lag().as_secs_f64()
+            ))
+        }
+    }
+
     fn revoke_token<'a>(
         &'a self,
         jti: &'a str,

@@ -128,6 +128,7 @@ impl Sync {
                 backoff = Duration::from_millis(50);
             }
             self.view.set_current(false);
+            metrics::gauge!(keycard_core::observe::names::REVOCATION_CURRENT).set(0.0);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
@@ -234,6 +235,10 @@ impl Sync {
                         sent.pop_front();
                     }
                     measure_clock(&mut self.conn, view, timeout).await?;
+                    metrics::gauge!(keycard_core::observe::names::REVOCATION_LAG)
+                        .set(view.lag().as_secs_f64());
+                    metrics::gauge!(keycard_core::observe::names::REVOCATION_CURRENT)
+                        .set(if view.is_current() { 1.0 } else { 0.0 });
                     let now = view.now();
                     if view.snapshot().has_expired(now) {
                         view.update(|l| l.prune(now));

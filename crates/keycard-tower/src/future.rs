@@ -3,17 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use http::{Request, Response};
-use keycard_core::{Anonymous, AuthError, AuthMode, Verified};
+use keycard_core::{Admitted, AuthError};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::rejection::Rejection;
 
-type VerifyFuture = Pin<Box<dyn Future<Output = Result<Verified, AuthError>> + Send>>;
+type VerifyFuture = Pin<Box<dyn Future<Output = Result<Admitted, AuthError>> + Send>>;
 
 pin_project! {
     /// The response future of keycard's tower services.
@@ -38,9 +37,7 @@ pin_project! {
             fut: VerifyFuture,
             req: Option<Request<ReqB>>,
             inner: S,
-            mode: AuthMode,
             rejection: R,
-            realm: Arc<str>,
         },
     }
 }
@@ -63,22 +60,13 @@ where
         }
     }
 
-    pub(crate) fn verifying(
-        fut: VerifyFuture,
-        req: Request<ReqB>,
-        inner: S,
-        mode: AuthMode,
-        rejection: R,
-        realm: Arc<str>,
-    ) -> Self {
+    pub(crate) fn verifying(fut: VerifyFuture, req: Request<ReqB>, inner: S, rejection: R) -> Self {
         Self {
             state: State::Verifying {
                 fut,
                 req: Some(req),
                 inner,
-                mode,
                 rejection,
-                realm,
             },
         }
     }
@@ -106,25 +94,19 @@ where
                     fut,
                     req,
                     inner,
-                    mode,
                     rejection,
-                    realm,
                 } => {
                     let result = ready!(fut.as_mut().poll(cx));
                     let mut req = req.take().expect("ResponseFuture polled after completion");
-                    let next = match mode.apply(result) {
-                        Ok(verified) => {
-                            if let Some(v) = verified {
-                                req.extensions_mut().insert(v);
-                            } else {
-                                req.extensions_mut().insert(Anonymous::new(realm.clone()));
-                            }
+                    let next = match result {
+                        Ok(admitted) => {
+                            crate::service::store(&mut req, admitted);
                             State::Inner {
                                 fut: inner.call(req),
                             }
                         }
                         Err(e) => State::Rejected {
-                            response: Some(rejection.reject(e)),
+                            response: Some(crate::service::reject(rejection, e)),
                         },
                     };
                     this.state.set(next);

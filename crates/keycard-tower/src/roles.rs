@@ -132,7 +132,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         match check_roles(req.extensions(), &self.requirement) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-            Err(e) => ResponseFuture::rejected(self.rejection.reject(e)),
+            Err(e) => ResponseFuture::rejected(crate::service::reject(&self.rejection, e)),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use keycard_core::{Anonymous, Attempt, AuthMode, Verifier};
+use keycard_core::{Admission, Admitted, AuthMode, Verifier};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -33,37 +33,50 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let result = match self
+        match self
             .verifier
-            .authenticate_now(req.method().as_str(), req.headers())
+            .admit(self.mode, req.method().as_str(), req.headers())
         {
-            Attempt::Done(result) => result,
-            Attempt::Pending(pending) => {
+            Admission::Done(Ok(admitted)) => {
+                store(&mut req, admitted);
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Admission::Done(Err(e)) => ResponseFuture::rejected(reject(&self.rejection, e)),
+            Admission::Pending(pending) => {
                 // The token names a key we do not know yet: wait for the key
                 // provider, holding the readied service (clone-and-swap).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                return ResponseFuture::verifying(
+                ResponseFuture::verifying(
                     Box::pin(pending.finish()),
                     req,
                     inner,
-                    self.mode,
                     self.rejection.clone(),
-                    self.verifier.realm().clone(),
-                );
+                )
             }
-        };
-        match self.mode.apply(result) {
-            Ok(Some(verified)) => {
-                req.extensions_mut().insert(verified);
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Ok(None) => {
-                req.extensions_mut()
-                    .insert(Anonymous::new(self.verifier.realm().clone()));
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Err(e) => ResponseFuture::rejected(self.rejection.reject(e)),
         }
     }
+}
+
+/// Store what the core admitted in the request's extensions.
+pub(crate) fn store<B>(req: &mut Request<B>, admitted: Admitted) {
+    match admitted {
+        Admitted::Verified(v) => {
+            req.extensions_mut().insert(v);
+        }
+        Admitted::Anonymous(a) => {
+            req.extensions_mut().insert(a);
+        }
+        // Future admission kinds carry nothing to store.
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}
+
+/// The rejection response, with the [`keycard_core::AuthError`] in its
+/// extensions, whatever rejection built it.
+pub(crate) fn reject<R: Rejection<B>, B>(rejection: &R, e: keycard_core::AuthError) -> Response<B> {
+    let mut res = rejection.reject(e.clone());
+    res.extensions_mut().insert(e);
+    res
 }

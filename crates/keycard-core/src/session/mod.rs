@@ -370,7 +370,10 @@ impl Sessions {
             }
         };
         match rotation {
-            Rotation::Rotated { .. } => Ok(p.pair),
+            Rotation::Rotated { .. } => {
+                crate::observe::counter(crate::observe::names::ROTATIONS);
+                Ok(p.pair)
+            }
             // Our own request, committed earlier (its reply was lost).
             Rotation::AlreadyRotated(c) if c.next == p.next => Ok(p.pair),
             // Inside the reuse grace window: the successor already issued.
@@ -386,6 +389,8 @@ impl Sessions {
                 Ok(again.pair)
             }
             Rotation::Reused => {
+                crate::observe::counter(crate::observe::names::REUSE);
+                tracing::info!("refresh token reuse detected; the session is revoked");
                 // The family is marked; if this fails, the next attempt on
                 // the family reports the reuse again and finishes it.
                 self.revoke_session_tokens(sid).await?;
@@ -445,6 +450,7 @@ impl Sessions {
         if let Some(jti) = reg.jti.as_deref() {
             self.0.revocation.revoke_token(jti, reg.exp).await?;
         }
+        crate::observe::logout("session");
         Ok(())
     }
 
@@ -459,6 +465,7 @@ impl Sessions {
         if let Some(sid) = sid {
             self.end_session(&sid).await?;
         }
+        crate::observe::logout("session");
         Ok(())
     }
 
@@ -494,6 +501,7 @@ impl Sessions {
         {
             self.revoke_session_tokens(&sid).await?;
         }
+        crate::observe::logout("everywhere");
         Ok(())
     }
 

@@ -1,0 +1,170 @@
+//! The one call an adapter makes per request: find and verify the token,
+//! apply the optional/required mode, let CORS preflights through, and
+//! report the decision (one `keycard.auth` tracing span, metrics). Adapters
+//! only store what comes back in their request's extensions, or answer the
+//! error. Nothing here knows a web framework.
+
+use std::time::Instant;
+
+use tracing::field::Empty;
+
+use crate::error::{AuthError, AuthErrorKind};
+use crate::source::{Found, RequestHeaders};
+use crate::verify::{Anonymous, Attempt, AuthMode, PendingVerification, Verified, Verifier};
+
+/// What a request that may pass carries on: a verified token, or the mark
+/// of an anonymous request (no token, optional mode; or a CORS preflight).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Admitted {
+    /// The token passed every check.
+    Verified(Verified),
+    /// No token and the mode allows it, or a CORS preflight.
+    Anonymous(Anonymous),
+}
+
+/// The outcome of [`Verifier::admit`].
+#[derive(Debug)]
+#[must_use]
+pub enum Admission {
+    /// Decided without waiting.
+    Done(Result<Admitted, AuthError>),
+    /// The token names a key not known yet; finish after the key refresh.
+    Pending(PendingAdmission),
+}
+
+/// An admission that waits for the key provider.
+#[derive(Debug)]
+pub struct PendingAdmission {
+    pending: PendingVerification,
+    mode: AuthMode,
+    span: tracing::Span,
+    start: Instant,
+}
+
+impl PendingAdmission {
+    /// Refresh the keys (single-flight) and decide.
+    pub async fn finish(self) -> Result<Admitted, AuthError> {
+        let result = {
+            let fut = self.pending.finish();
+            tracing::Instrument::instrument(fut, self.span.clone()).await
+        };
+        conclude(self.mode, result, &self.span, self.start)
+    }
+}
+
+/// A CORS preflight (RFC: Fetch §4.8): an `OPTIONS` request with
+/// `Access-Control-Request-Method`. Browsers never attach credentials to
+/// one, so it can never authenticate.
+fn is_preflight<H: RequestHeaders + ?Sized>(method: &str, headers: &H) -> bool {
+    method == "OPTIONS"
+        && headers
+            .header_values("access-control-request-method")
+            .next()
+            .is_some()
+}
+
+fn source_name(found: Found) -> &'static str {
+    match found {
+        Found::BearerHeader => "bearer",
+        Found::Cookie => "cookie",
+        Found::Header => "header",
+    }
+}
+
+fn conclude(
+    mode: AuthMode,
+    result: Result<Verified, AuthError>,
+    span: &tracing::Span,
+    start: Instant,
+) -> Result<Admitted, AuthError> {
+    let seconds = start.elapsed().as_secs_f64();
+    match result {
+        Ok(v) => {
+            if !span.is_disabled() {
+                span.record("outcome", "verified");
+                span.record("alg", crate::key::alg_name(v.algorithm()));
+                if let Some(kid) = v.kid() {
+                    span.record("kid", kid);
+                }
+                if let Some(iss) = v.issuer() {
+                    span.record("iss", iss);
+                }
+                span.record("source", source_name(v.found_in()));
+                span.record("cached", v.from_cache());
+            }
+            crate::observe::decision("verified", None, seconds);
+            Ok(Admitted::Verified(v))
+        }
+        Err(e) if mode == AuthMode::Optional && e.kind() == AuthErrorKind::Missing => {
+            span.record("outcome", "anonymous");
+            crate::observe::decision("anonymous", None, seconds);
+            Ok(Admitted::Anonymous(Anonymous::new(e.realm_or_default())))
+        }
+        Err(e) => {
+            if !span.is_disabled() {
+                span.record("outcome", "rejected");
+                span.record("kind", e.kind().name());
+                // The detail is for operators; it never holds a token,
+                // signature, key or claim value other than iss/kid.
+                tracing::debug!(
+                    parent: span,
+                    kind = e.kind().name(),
+                    status = e.status(),
+                    detail = e.detail().unwrap_or(""),
+                    "request refused"
+                );
+            }
+            crate::observe::decision("rejected", Some(e.kind().name()), seconds);
+            Err(e)
+        }
+    }
+}
+
+impl Verifier {
+    /// Decide a request, as every adapter does: `Verified` or `Anonymous`
+    /// to store in the request's extensions, or the error to answer.
+    ///
+    /// CORS preflights (`OPTIONS` with `Access-Control-Request-Method`)
+    /// pass as anonymous so that a CORS layer inside the authentication
+    /// layer can answer them (browsers never send credentials on a
+    /// preflight); [`crate::VerifierBuilder::authenticate_cors_preflights`]
+    /// turns that off.
+    pub fn admit<H: RequestHeaders + ?Sized>(
+        &self,
+        mode: AuthMode,
+        method: &str,
+        headers: &H,
+    ) -> Admission {
+        let start = Instant::now();
+        if self.cors_preflights_pass() && is_preflight(method, headers) {
+            crate::observe::decision("anonymous", None, start.elapsed().as_secs_f64());
+            return Admission::Done(Ok(Admitted::Anonymous(Anonymous::new(
+                self.realm().clone(),
+            ))));
+        }
+        let span = tracing::debug_span!(
+            "keycard.auth",
+            outcome = Empty,
+            kind = Empty,
+            alg = Empty,
+            kid = Empty,
+            iss = Empty,
+            source = Empty,
+            cached = Empty,
+        );
+        let attempt = {
+            let _entered = span.enter();
+            self.authenticate_now(method, headers)
+        };
+        match attempt {
+            Attempt::Done(result) => Admission::Done(conclude(mode, result, &span, start)),
+            Attempt::Pending(pending) => Admission::Pending(PendingAdmission {
+                pending,
+                mode,
+                span,
+                start,
+            }),
+        }
+    }
+}
