@@ -31,7 +31,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
+use keycard::axum::{Authenticated, JwtAuth, RequireRoles, SessionRejection};
 use keycard::jwks::RemoteJwks;
 use keycard::tower::forward::{prepare_downstream_response, prepare_upstream_request, ForwardedBy};
 use keycard::{
@@ -165,15 +165,6 @@ fn roles_of(user: &str, password: &str) -> Option<Vec<&'static str>> {
     }
 }
 
-fn session_error(e: keycard::SessionError) -> Response {
-    (
-        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-        [("content-type", "application/json")],
-        e.body(),
-    )
-        .into_response()
-}
-
 async fn login(State(a): State<Auth>, Json(req): Json<Login>) -> Response {
     let Some(roles) = roles_of(&req.username, &req.password) else {
         return (
@@ -182,28 +173,30 @@ async fn login(State(a): State<Auth>, Json(req): Json<Login>) -> Response {
         )
             .into_response();
     };
-    match a
+    // `SessionRejection` answers session errors with the one status table.
+    let login = a
         .sessions
         .login(&req.username, &serde_json::json!({ "roles": roles }))
-        .await
-    {
+        .await;
+    match login.map_err(SessionRejection) {
         Ok(pair) => Json(pair).into_response(),
-        Err(e) => session_error(e),
+        Err(e) => e.into_response(),
     }
 }
 
-async fn refresh(State(a): State<Auth>, Json(req): Json<Refresh>) -> Response {
-    match a.sessions.refresh(&req.refresh_token).await {
-        Ok(pair) => Json(pair).into_response(),
-        Err(e) => session_error(e),
-    }
+async fn refresh(
+    State(a): State<Auth>,
+    Json(req): Json<Refresh>,
+) -> Result<Json<keycard::TokenPair>, SessionRejection> {
+    Ok(Json(a.sessions.refresh(&req.refresh_token).await?))
 }
 
-async fn logout(State(a): State<Auth>, Authenticated(t): Authenticated) -> Response {
-    match a.sessions.logout(&t).await {
-        Ok(()) => Json(serde_json::json!({"logged_out": true})).into_response(),
-        Err(e) => session_error(e),
-    }
+async fn logout(
+    State(a): State<Auth>,
+    Authenticated(t): Authenticated,
+) -> Result<Json<serde_json::Value>, SessionRejection> {
+    a.sessions.logout(&t).await?;
+    Ok(Json(serde_json::json!({"logged_out": true})))
 }
 
 async fn jwks(State(a): State<Auth>) -> Response {

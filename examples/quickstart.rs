@@ -1,9 +1,12 @@
 //! The keycard demo API on axum. Run: `cargo run --example quickstart`.
 //!
 //! Routes: `GET /health`, `POST /login`, `POST /refresh`, `POST /logout`,
-//! `GET /me`, `GET /admin` (role `admin`). Environment: `PORT` (3000),
+//! `GET /me`, `GET /admin` (role `admin`), and for operators `GET /ready`
+//! and `GET /metrics` (no token needed). Environment: `PORT` (3000),
 //! `KEYCARD_SECRET` (HS256, ≥ 32 bytes; random when unset),
-//! `KEYCARD_REDIS_URL` (share sessions between processes).
+//! `KEYCARD_REDIS_URL` (share sessions between processes), the verifier
+//! settings of `VerifierConfig::from_env` (`KEYCARD_LEEWAY_SECS`,
+//! `KEYCARD_CONFIG`, ...), `RUST_LOG`. Stops gracefully on SIGTERM/SIGINT.
 
 mod common;
 
@@ -17,6 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::{LoginRequest, Shared};
 use keycard::axum::{endpoint_response, Authenticated, JwtAuth, RequireRoles};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 async fn health() -> &'static str {
     "ok"
@@ -67,7 +71,13 @@ async fn page() -> Response {
         .into_response()
 }
 
-fn app(demo: Shared) -> Router {
+async fn ready(State(demo): State<Shared>) -> Response {
+    let (status, body) = common::ops::ready(demo.sessions.verifier());
+    let status = axum::http::StatusCode::from_u16(status).unwrap_or_default();
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+fn app(demo: Shared, metrics: PrometheusHandle) -> Router {
     let auth = JwtAuth::new(demo.sessions.verifier().clone());
     let protected = Router::new()
         .route("/me", get(me))
@@ -80,6 +90,16 @@ fn app(demo: Shared) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [("content-type", common::ops::METRICS_CONTENT_TYPE)],
+                    metrics.render(),
+                )
+            }),
+        )
         .route("/login", post(login))
         .route("/refresh", post(refresh))
         // Authenticates by itself: by the access token, or by the refresh
@@ -91,6 +111,7 @@ fn app(demo: Shared) -> Router {
 
 #[tokio::main]
 async fn main() {
+    let metrics = common::ops::init();
     let demo = Arc::new(common::demo_from_env(3000).await);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", demo.port))
         .await
@@ -98,7 +119,8 @@ async fn main() {
             common::fail(&format!("cannot listen on 127.0.0.1:{}: {e}", demo.port))
         });
     demo.banner("axum");
-    axum::serve(listener, app(demo))
+    axum::serve(listener, app(demo, metrics))
+        .with_graceful_shutdown(common::ops::stop_signal())
         .await
         .unwrap_or_else(|e| common::fail(&e.to_string()));
 }

@@ -1,5 +1,7 @@
 //! The keycard demo API on actix-web, with the same contract as the axum
-//! quickstart. Run: `cargo run --example quickstart_actix`.
+//! quickstart (including `GET /ready`, `GET /metrics`, the environment and
+//! the graceful stop on SIGTERM/SIGINT). Run:
+//! `cargo run --example quickstart_actix --features actix`.
 
 mod common;
 
@@ -32,6 +34,13 @@ async fn logout(demo: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
     endpoint_response(demo.logout(req.method().as_str(), &headers).await)
 }
 
+async fn ready(demo: web::Data<Shared>) -> HttpResponse {
+    let (status, body) = common::ops::ready(demo.sessions.verifier());
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
+        .content_type("application/json")
+        .body(body)
+}
+
 async fn me(token: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "sub": token.subject(), "roles": token.roles() }))
 }
@@ -43,6 +52,7 @@ async fn admin(token: Authenticated) -> HttpResponse {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
+    let metrics = common::ops::init();
     let demo: Shared = Arc::new(common::demo_from_env(3000).await);
     let port = demo.port;
     let data = web::Data::new(demo.clone());
@@ -51,6 +61,18 @@ async fn main() -> std::io::Result<()> {
         App::new()
             .app_data(data.clone())
             .route("/health", web::get().to(health))
+            .route("/ready", web::get().to(ready))
+            .route("/metrics", {
+                let metrics = metrics.clone();
+                web::get().to(move || {
+                    let body = metrics.render();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type(common::ops::METRICS_CONTENT_TYPE)
+                            .body(body)
+                    }
+                })
+            })
             .route("/login", web::post().to(login))
             .route("/refresh", web::post().to(refresh))
             // Authenticates by itself: by the access token, or by the
@@ -68,8 +90,18 @@ async fn main() -> std::io::Result<()> {
             )
     })
     .workers(2)
+    // Stop on our own signal handler (SIGTERM and SIGINT alike), finishing
+    // in-flight requests for at most 4 s.
+    .disable_signals()
+    .shutdown_timeout(4)
     .bind(("127.0.0.1", port))
-    .unwrap_or_else(|e| common::fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+    .unwrap_or_else(|e| common::fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")))
+    .run();
     demo.banner("actix-web");
-    server.run().await
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        common::ops::stop_signal().await;
+        handle.stop(true).await;
+    });
+    server.await
 }

@@ -14,104 +14,58 @@
 //! and `KEYCARD_SCOPE_CLAIM` (comma-separated) override where roles and
 //! scopes are read (dotted paths or JSON Pointers); `KEYCARD_ALGORITHMS`
 //! (comma-separated, e.g. `RS256,PS256`) is the allowed algorithm set.
-//! Routes: `GET /health`, `GET /me`, `GET /admin` (role `admin`).
+//! Every other `VerifierConfig::from_env` setting works too
+//! (`KEYCARD_LEEWAY_SECS`, `KEYCARD_REDIS_URL`, ...), and `KEYCARD_CONFIG`
+//! names a TOML file (several providers, fixed keys); see the README's
+//! "Operating keycard". `RUST_LOG` sets the log level.
+//!
+//! Routes: `GET /health` (liveness), `GET /ready` (200 once keys are
+//! loaded, else 503 with the reason), `GET /metrics` (Prometheus),
+//! `GET /me`, `GET /admin` (role `admin`).
+//!
+//! It starts even when the identity provider is unreachable (keys are
+//! fetched in the background with backoff): until they arrive, protected
+//! routes answer 503 and `/ready` 503. It stops gracefully on SIGTERM and
+//! SIGINT.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
-use keycard::jwks::RemoteJwks;
-use keycard::{Algorithm, Profile, Verifier};
+use keycard::config::VerifierConfig;
 
-fn fail(msg: &str) -> ! {
-    eprintln!("error: {msg}");
-    std::process::exit(2)
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
+use common::fail;
 
 async fn me(Authenticated(t): Authenticated) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "sub": t.subject(), "roles": t.roles(), "scopes": t.scopes() }))
 }
 
-fn algorithms(list: &str) -> Vec<Algorithm> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(|a| {
-            let a = if a == "Ed25519" { "EdDSA" } else { a };
-            a.parse()
-                .unwrap_or_else(|_| fail(&format!("KEYCARD_ALGORITHMS: unknown algorithm {a:?}")))
-        })
-        .collect()
-}
-
 #[tokio::main]
 async fn main() {
-    let port: u16 = env("PORT").map_or(3001, |p| {
-        p.parse()
-            .unwrap_or_else(|_| fail("PORT is not a port number"))
-    });
-    let issuer = env("KEYCARD_ISSUER");
-    let audience = env("KEYCARD_AUDIENCE");
-    let mut jwks = match (env("KEYCARD_JWKS_URL"), &issuer) {
-        (Some(url), _) => RemoteJwks::builder(url),
-        (None, Some(iss)) => RemoteJwks::from_issuer(iss.clone()),
-        (None, None) => fail("set KEYCARD_JWKS_URL, or KEYCARD_ISSUER for OIDC discovery"),
-    };
-    if env("KEYCARD_ALLOW_HTTP").as_deref() == Some("1") {
-        jwks = jwks.insecure_allow_http_loopback();
+    let metrics = common::ops::init();
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map_or(3001, |p| {
+            p.parse()
+                .unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number")))
+        });
+    let config = VerifierConfig::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    if config.providers.is_empty() {
+        fail("set KEYCARD_JWKS_URL, or KEYCARD_ISSUER for OIDC discovery (or [[providers]] in the KEYCARD_CONFIG file)");
     }
-    let algs = env("KEYCARD_ALGORITHMS").map(|a| algorithms(&a));
-    if let Some(algs) = &algs {
-        jwks = jwks.algorithms(algs.iter().copied());
+    if config.audiences.is_empty() && config.providers.iter().all(|p| p.audiences.is_none()) {
+        println!("KEYCARD_AUDIENCE is not set: tokens that carry an audience are refused.");
     }
-    if let Some(secs) = env("KEYCARD_JWKS_COOLDOWN_SECS") {
-        let secs = secs
-            .parse()
-            .unwrap_or_else(|_| fail("KEYCARD_JWKS_COOLDOWN_SECS is not a number"));
-        jwks = jwks.cooldown(Duration::from_secs(secs));
+    let mut builder = config.builder().unwrap_or_else(|e| fail(&e.to_string()));
+    if let Some(url) = &config.revocation_url {
+        builder = with_redis(builder, url).await;
     }
-    let jwks = jwks
-        .build()
-        .await
-        .unwrap_or_else(|e| fail(&format!("cannot load the JWKS: {e}")));
-    let mut verifier = Verifier::builder().key_provider(Arc::new(jwks.clone()));
-    let profile_name = env("KEYCARD_PROFILE").unwrap_or_else(|| "generic".into());
-    let parameter = match profile_name.as_str() {
-        "auth0" => env("KEYCARD_ROLE_CLAIM"),
-        _ => env("KEYCARD_CLIENT_ID"),
-    };
-    let profile = Profile::by_name(&profile_name, parameter.as_deref())
-        .unwrap_or_else(|e| fail(&format!("KEYCARD_PROFILE={profile_name}: {e}")));
-    verifier = verifier.profile(profile);
-    if profile_name == "cognito" {
-        if let Some(client) = env("KEYCARD_CLIENT_ID") {
-            verifier = verifier.client_ids([client]);
-        }
-    }
-    if let Some(role) = env("KEYCARD_ROLE_CLAIM").filter(|_| profile_name != "auth0") {
-        verifier =
-            verifier.role_claims(role.split(',').map(|p| keycard::ClaimPath::parse(p.trim())));
-    }
-    if let Some(scopes) = env("KEYCARD_SCOPE_CLAIM") {
-        verifier = verifier.scope_claims(scopes.split(',').map(str::trim));
-    }
-    if let Some(algs) = algs {
-        verifier = verifier.algorithms(algs);
-    }
-    if let Some(iss) = &issuer {
-        verifier = verifier.issuer(iss.clone());
-    }
-    match &audience {
-        Some(aud) => verifier = verifier.audience(aud.clone()),
-        None => println!("KEYCARD_AUDIENCE is not set: tokens that carry an audience are refused."),
-    }
-    let verifier = verifier.build().unwrap_or_else(|e| fail(&e.to_string()));
+    let verifier = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
+    let ready_verifier = verifier.clone();
     let app = Router::new()
         .route("/me", get(me))
         .merge(
@@ -120,15 +74,56 @@ async fn main() {
                 .route_layer(RequireRoles::any_of(["admin"])),
         )
         .route_layer(JwtAuth::new(verifier))
-        .route("/health", get(|| async { "ok" }));
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/ready",
+            get(move || {
+                let (status, body) = common::ops::ready(&ready_verifier);
+                let status = StatusCode::from_u16(status).unwrap_or_default();
+                async move { (status, [("content-type", "application/json")], body).into_response() }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.render();
+                async move { ([("content-type", common::ops::METRICS_CONTENT_TYPE)], body) }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+    let sources: Vec<String> = config
+        .providers
+        .iter()
+        .map(|p| {
+            p.jwks_url
+                .clone()
+                .or_else(|| p.issuer.as_ref().map(|i| format!("discovery from {i}")))
+                .unwrap_or_else(|| "fixed keys".into())
+        })
+        .collect();
     println!(
         "resource server on http://127.0.0.1:{port}, keys from {}",
-        jwks.url().unwrap_or("?")
+        sources.join(", ")
     );
     axum::serve(listener, app)
+        .with_graceful_shutdown(common::ops::stop_signal())
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
+}
+
+/// Revocations shared through Redis (feature `redis`).
+#[cfg(feature = "redis")]
+async fn with_redis(builder: keycard::VerifierBuilder, url: &str) -> keycard::VerifierBuilder {
+    let shown = keycard::redis::redact_url(url);
+    let stores = keycard::redis::RedisStores::connect(url)
+        .await
+        .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
+    builder.revocation(stores.revocation())
+}
+
+#[cfg(not(feature = "redis"))]
+async fn with_redis(_: keycard::VerifierBuilder, _: &str) -> keycard::VerifierBuilder {
+    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support: run it with `--features redis`")
 }

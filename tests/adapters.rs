@@ -404,3 +404,61 @@ mod optional_everywhere {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }
+
+/// `SessionError` is a response on both frameworks, with the core's one
+/// status table and RFC 6749 §5.2 body, so handlers use `?`.
+mod session_rejection {
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    use keycard::{AuthErrorKind, EndpointResponse, SessionError, StoreError};
+
+    fn errors() -> Vec<SessionError> {
+        vec![
+            SessionError::InvalidGrant(AuthErrorKind::Expired.into()),
+            SessionError::ReuseDetected,
+            SessionError::UserRefused,
+            SessionError::Store(StoreError::Unavailable("redis down".into())),
+        ]
+    }
+
+    #[tokio::test]
+    async fn axum_and_actix_answer_session_errors_alike() {
+        for e in errors() {
+            let want = EndpointResponse::from(&e);
+            let expected_status = e.status();
+            let expected_code = e.error_code();
+
+            let axum_res = keycard::axum::SessionRejection(e).into_response();
+            assert_eq!(axum_res.status().as_u16(), expected_status);
+            assert_eq!(axum_res.headers()["content-type"], "application/json");
+            assert_eq!(axum_res.headers()["cache-control"], "no-store");
+            let body = axum_res.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], expected_code);
+            assert_eq!(want.status, expected_status);
+        }
+        for e in errors() {
+            let expected_status = e.status();
+            let expected_code = e.error_code();
+            let err =
+                actix_web::ResponseError::error_response(&keycard::actix::SessionRejection(e));
+            assert_eq!(err.status().as_u16(), expected_status);
+            assert_eq!(err.headers().get("cache-control").unwrap(), "no-store");
+            let body = actix_web::body::to_bytes(err.into_body()).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], expected_code);
+        }
+    }
+
+    #[test]
+    fn a_handler_uses_the_question_mark() {
+        fn handler(e: SessionError) -> Result<(), keycard::axum::SessionRejection> {
+            Err(e)?;
+            Ok(())
+        }
+        assert_eq!(
+            handler(SessionError::ReuseDetected).unwrap_err().0.status(),
+            400
+        );
+    }
+}

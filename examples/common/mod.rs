@@ -2,10 +2,14 @@
 //! from the environment, the demo users, and the session logic.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod ops;
+
 use std::sync::Arc;
 
+use keycard::config::VerifierConfig;
 use keycard::{
-    CookieSettings, EndpointResponse, RequestHeaders, Sessions, SigningKey, TokenIssuer, UserStatus,
+    CookieSettings, EndpointResponse, RequestHeaders, Sessions, SigningKey, TokenIssuer,
+    UserStatus, Verifier,
 };
 use serde::Deserialize;
 
@@ -69,8 +73,10 @@ pub fn check_user(username: &str, password: &str) -> Option<Vec<&'static str>> {
     found
 }
 
-/// Read `PORT`, `KEYCARD_SECRET` and `KEYCARD_REDIS_URL`; exits with a
-/// clear message when the secret is too short or Redis cannot be reached.
+/// Read `PORT`, `KEYCARD_SECRET`, `KEYCARD_ACCESS_TTL_SECS` and the
+/// verifier settings of [`VerifierConfig::from_env`] (`KEYCARD_REDIS_URL`,
+/// `KEYCARD_LEEWAY_SECS`, `KEYCARD_CONFIG`, ...); exits with a clear
+/// message naming the setting when one is wrong or Redis cannot be reached.
 pub async fn demo_from_env(default_port: u16) -> Demo {
     let port = match std::env::var("PORT") {
         Ok(p) => p
@@ -107,15 +113,29 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
     // own origin is http://<host> for the CSRF check (development only).
     // The refresh cookie goes to every path, so that /logout can end the
     // session from it alone once the access cookie has expired.
-    let cookies = CookieSettings::new()
+    let mut config = VerifierConfig::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    if !config.providers.is_empty() {
+        fail("the quickstart verifies the tokens it issues itself: KEYCARD_ISSUER, KEYCARD_JWKS_URL and [[providers]] are for the resource_server example");
+    }
+    let mut cookies = CookieSettings::new()
         .insecure_http_for_local_development()
         .refresh_path("/");
-    let access_cookie = cookies.access_name();
+    match &config.cookie_name {
+        Some(name) => {
+            let refresh = cookies.refresh_name();
+            cookies = cookies.names(name.clone(), refresh);
+        }
+        None => config.cookie_name = Some(cookies.access_name()),
+    }
+    config.insecure_plain_http_origin.get_or_insert(true);
+    // Check the settings now, so that a wrong one stops the start with its
+    // name (applying them again for each verifier gives the same result).
+    if let Err(e) = config.apply(Verifier::builder()) {
+        fail(&e.to_string());
+    }
+    let revocation_url = config.revocation_url.clone();
     let mut builder = Sessions::builder(issuer)
-        .configure_verifiers(move |b| {
-            b.cookie_name(access_cookie.clone())
-                .insecure_plain_http_origin()
-        })
+        .configure_verifiers(move |b| config.apply(b).unwrap_or_else(|e| fail(&e.to_string())))
         .on_refresh(|sub: String, _claims| async move {
             Ok(match roles_of(&sub) {
                 Some(roles) => UserStatus::Active(
@@ -127,7 +147,7 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
                 None => UserStatus::Refused,
             })
         });
-    if let Ok(url) = std::env::var("KEYCARD_REDIS_URL") {
+    if let Some(url) = revocation_url {
         builder = with_redis(builder, &url).await;
     }
     let sessions = builder.build().unwrap_or_else(|e| fail(&e.to_string()));

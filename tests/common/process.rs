@@ -56,13 +56,20 @@ pub fn example_path(name: &str) -> PathBuf {
 
 /// Start an example with `env` and wait until `GET /health` answers.
 pub fn start_example(name: &str, env: &[(&str, String)]) -> Running {
+    start_example_logging(name, env, Stdio::null())
+}
+
+/// [`start_example`] with its stderr (its log) going to `stderr`.
+pub fn start_example_logging(name: &str, env: &[(&str, String)], stderr: Stdio) -> Running {
     let port = free_port();
     let mut cmd = Command::new(example_path(name));
     cmd.env("PORT", port.to_string())
         .env_remove("KEYCARD_REDIS_URL")
         .env_remove("KEYCARD_SECRET")
+        .env_remove("KEYCARD_CONFIG")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -70,6 +77,31 @@ pub fn start_example(name: &str, env: &[(&str, String)]) -> Running {
     let mut running = Running { child, port };
     wait_healthy(&mut running);
     running
+}
+
+/// Send `signal` (`TERM`, `INT`) and wait for the exit status; fails the
+/// test when the process still runs after `within`.
+pub fn stop_with(
+    running: &mut Running,
+    signal: &str,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(s) = running.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < within,
+            "still running {within:?} after SIG{signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Wait until `GET /health` answers 200; fail at once if the child exits.

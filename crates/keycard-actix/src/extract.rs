@@ -67,6 +67,48 @@ impl fmt::Display for AuthRejection {
     }
 }
 
+impl std::error::Error for AuthRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// `?` on an [`AuthError`] in a handler returning `Result<_, AuthRejection>`.
+impl From<AuthError> for AuthRejection {
+    fn from(e: AuthError) -> Self {
+        Self(e)
+    }
+}
+
+/// A [`keycard_core::SessionError`] as an actix-web error: the core's one
+/// status table and RFC 6749 §5.2 JSON body. Handlers return
+/// `Result<_, SessionRejection>` and use `?` on session calls.
+#[derive(Debug)]
+pub struct SessionRejection(pub keycard_core::SessionError);
+
+impl From<keycard_core::SessionError> for SessionRejection {
+    fn from(e: keycard_core::SessionError) -> Self {
+        Self(e)
+    }
+}
+
+impl fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl ResponseError for SessionRejection {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.0.status())
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::endpoint_response(keycard_core::EndpointResponse::from(&self.0))
+    }
+}
+
 impl ResponseError for AuthRejection {
     fn status_code(&self) -> actix_web::http::StatusCode {
         actix_web::http::StatusCode::from_u16(self.0.status())

@@ -32,7 +32,9 @@ mod extract;
 mod guard;
 mod middleware;
 
-pub use extract::{AuthRejection, Authenticated, Claims, OptionalAuthenticated, OptionalClaims};
+pub use extract::{
+    AuthRejection, Authenticated, Claims, OptionalAuthenticated, OptionalClaims, SessionRejection,
+};
 pub use guard::{has_all_roles, has_role, RoleGuard};
 pub use middleware::{
     JwtAuth, JwtAuthMiddleware, RequireRoles, RequireRolesMiddleware, RequireScopes,

@@ -32,7 +32,7 @@ fn reject(reject: &RejectFn, e: AuthError) -> HttpResponse {
 /// Middleware that authenticates every request with a [`Verifier`]:
 /// `App::new().wrap(JwtAuth::new(verifier))`.
 ///
-/// A verified request carries a [`Verified`] in its extensions; a refused one
+/// A verified request carries a [`Verified`](keycard_core::Verified) in its extensions; a refused one
 /// is answered without reaching the handler.
 #[derive(Clone)]
 #[must_use]
@@ -310,9 +310,7 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let check = {
             let ext = req.extensions();
-            AuthState::new(ext.get(), ext.get())
-                .require(&self.config.requirement)
-                .map(|_| ())
+            AuthState::new(ext.get(), ext.get()).guard(&self.config.requirement)
         };
         match check {
             Ok(()) => {

@@ -34,7 +34,7 @@ use std::ops::{Deref, DerefMut};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
-use keycard_core::{AuthError, AuthState, Verified};
+use keycard_core::{AuthError, AuthState, SessionError, Verified};
 use serde::de::DeserializeOwned;
 
 pub use keycard_tower::{
@@ -78,6 +78,59 @@ pub struct AuthRejection(pub AuthError);
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         error_response(self.0)
+    }
+}
+
+impl std::fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for AuthRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// `?` on an [`AuthError`] in a handler returning `Result<_, AuthRejection>`.
+impl From<AuthError> for AuthRejection {
+    fn from(e: AuthError) -> Self {
+        Self(e)
+    }
+}
+
+/// A [`SessionError`] as a response: the core's one status table (400
+/// `invalid_grant`, 503 when a store is down, 500 when signing failed) and
+/// the RFC 6749 §5.2 JSON body. Handlers return `Result<_, SessionRejection>`
+/// and use `?` on session calls.
+///
+/// (A newtype because neither `SessionError` nor `IntoResponse` is this
+/// crate's own.)
+#[derive(Debug)]
+pub struct SessionRejection(pub SessionError);
+
+impl From<SessionError> for SessionRejection {
+    fn from(e: SessionError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        endpoint_response(keycard_core::EndpointResponse::from(&self.0))
+    }
+}
+
+impl std::fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for SessionRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

@@ -40,6 +40,9 @@ pub struct PendingAdmission {
     mode: AuthMode,
     span: tracing::Span,
     start: Instant,
+    /// What the log may say about the token, read while the headers were
+    /// at hand (only when the span is enabled).
+    described: Option<(Found, Option<&'static str>, Option<String>)>,
 }
 
 impl PendingAdmission {
@@ -49,7 +52,7 @@ impl PendingAdmission {
             let fut = self.pending.finish();
             tracing::Instrument::instrument(fut, self.span.clone()).await
         };
-        conclude(self.mode, result, &self.span, self.start)
+        conclude(self.mode, result, &self.span, self.start, || self.described)
     }
 }
 
@@ -77,6 +80,7 @@ fn conclude(
     result: Result<Verified, AuthError>,
     span: &tracing::Span,
     start: Instant,
+    describe: impl FnOnce() -> Option<(Found, Option<&'static str>, Option<String>)>,
 ) -> Result<Admitted, AuthError> {
     let seconds = start.elapsed().as_secs_f64();
     match result {
@@ -92,12 +96,14 @@ fn conclude(
                 }
                 span.record("source", source_name(v.found_in()));
                 span.record("cached", v.from_cache());
+                tracing::trace!(parent: span, "request verified");
             }
             crate::observe::decision("verified", None, seconds);
             Ok(Admitted::Verified(v))
         }
         Err(e) if mode == AuthMode::Optional && e.kind() == AuthErrorKind::Missing => {
             span.record("outcome", "anonymous");
+            tracing::trace!(parent: span, "no token: anonymous");
             crate::observe::decision("anonymous", None, seconds);
             Ok(Admitted::Anonymous(Anonymous::new(e.realm_or_default())))
         }
@@ -105,6 +111,15 @@ fn conclude(
             if !span.is_disabled() {
                 span.record("outcome", "rejected");
                 span.record("kind", e.kind().name());
+                if let Some((found, alg, kid)) = describe() {
+                    span.record("source", source_name(found));
+                    if let Some(alg) = alg {
+                        span.record("alg", alg);
+                    }
+                    if let Some(kid) = kid {
+                        span.record("kid", kid.as_str());
+                    }
+                }
                 // The detail is for operators; it never holds a token,
                 // signature, key or claim value other than iss/kid.
                 tracing::debug!(
@@ -139,7 +154,7 @@ impl Verifier {
         let start = Instant::now();
         if self.cors_preflights_pass() && is_preflight(method, headers) {
             crate::observe::decision("anonymous", None, start.elapsed().as_secs_f64());
-            return Admission::Done(Ok(Admitted::Anonymous(Anonymous::new(
+            return Admission::Done(Ok(Admitted::Anonymous(Anonymous::preflight(
                 self.realm().clone(),
             ))));
         }
@@ -158,8 +173,15 @@ impl Verifier {
             self.authenticate_now(method, headers)
         };
         match attempt {
-            Attempt::Done(result) => Admission::Done(conclude(mode, result, &span, start)),
+            Attempt::Done(result) => Admission::Done(conclude(mode, result, &span, start, || {
+                self.describe_token(headers)
+            })),
             Attempt::Pending(pending) => Admission::Pending(PendingAdmission {
+                described: if span.is_disabled() {
+                    None
+                } else {
+                    self.describe_token(headers)
+                },
                 pending,
                 mode,
                 span,

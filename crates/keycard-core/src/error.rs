@@ -370,6 +370,17 @@ pub enum ConfigError {
     /// A setting is out of its allowed range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    /// A configuration field is wrong ([`crate::config::VerifierConfig`]):
+    /// the field's path, the environment variable it is read from, and why.
+    #[error("{field}{}: {message}", env.map(|e| format!(" ({e})")).unwrap_or_default())]
+    Field {
+        /// The field's path, e.g. `providers[0].keys[1].alg`.
+        field: String,
+        /// The `KEYCARD_*` variable it is read from, if any.
+        env: Option<&'static str>,
+        /// What is wrong.
+        message: String,
+    },
     /// No crypto backend feature is enabled.
     #[error("no crypto backend: enable the `aws-lc-rs` or `rust-crypto` feature")]
     NoCryptoBackend,

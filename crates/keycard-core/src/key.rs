@@ -6,6 +6,7 @@
 //! holds several keys for rotation. Remote key sources (JWKS) implement
 //! [`KeyProvider`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -671,5 +672,64 @@ mod tests {
         assert_eq!(modulus_bits(&[0, 0x80, 0]), 16);
         assert_eq!(modulus_bits(&[0x01, 0xff]), 9);
         assert_eq!(modulus_bits(&[]), 0);
+    }
+}
+
+/// Several issuers at once: keys are resolved by (`iss`, `kid`), so a token
+/// claiming issuer A is only ever checked against A's keys.
+#[derive(Debug, Default, Clone)]
+pub struct MultiIssuer {
+    issuers: HashMap<String, Arc<dyn KeyProvider>>,
+}
+
+impl MultiIssuer {
+    /// No issuers yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trust `keys` for tokens whose `iss` is exactly `issuer`.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>, keys: Arc<dyn KeyProvider>) -> Self {
+        self.issuers.insert(issuer.into(), keys);
+        self
+    }
+
+    /// The configured issuers (pass each to the verifier's `issuer`).
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.issuers.keys().map(String::as_str)
+    }
+}
+
+impl KeyProvider for MultiIssuer {
+    fn lookup(&self, issuer: Option<&str>, kid: Option<&str>, alg: &str) -> KeyLookup {
+        match issuer.and_then(|i| self.issuers.get(i)) {
+            Some(p) => p.lookup(issuer, kid, alg),
+            None => KeyLookup::NotFound,
+        }
+    }
+
+    fn refresh<'a>(&'a self, issuer: Option<&'a str>, kid: Option<&'a str>) -> BoxFuture<'a, ()> {
+        match issuer.and_then(|i| self.issuers.get(i)) {
+            Some(p) => p.refresh(issuer, kid),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
+
+    fn needs_issuer(&self) -> bool {
+        true
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .issuers
+            .iter()
+            .filter_map(|(iss, p)| p.readiness().err().map(|e| format!("{iss}: {e}")))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 }

@@ -47,6 +47,7 @@ mod admit;
 mod b64;
 mod cache;
 pub mod clock;
+pub mod config;
 mod cookies;
 pub mod csrf;
 mod error;
@@ -70,6 +71,7 @@ mod verify;
 
 pub use admit::{Admission, Admitted, PendingAdmission};
 pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
+pub use config::VerifierConfig;
 pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
 pub use error::{AuthError, AuthErrorKind, ConfigError, DEFAULT_REALM};
 pub use issue::{
@@ -78,7 +80,7 @@ pub use issue::{
 };
 pub use jsonwebtoken::jwk;
 pub use jsonwebtoken::Algorithm;
-pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet};
+pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet, MultiIssuer};
 pub use key_ring::{
     KeyRing, KeyRingBuilder, RotationPlan, DEFAULT_MAX_KEYS, DEFAULT_PROPAGATION_DELAY,
     DEFAULT_RETENTION,

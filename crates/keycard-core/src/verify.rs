@@ -313,6 +313,7 @@ struct Settings {
     sources: Sources,
     issuers: Vec<String>,
     audiences: Vec<String>,
+    issuer_audiences: Vec<(String, Vec<String>)>,
     ignore_audience: bool,
     leeway: i64,
     max_lifetime: Option<i64>,
@@ -332,6 +333,15 @@ struct Settings {
     typ_marker: Option<crate::profile::TokenMarker>,
     client_ids: Vec<String>,
     client_id_claim: crate::roles::ClaimPath,
+}
+
+impl Settings {
+    /// The audiences a token from `iss` must name: its issuer's own list
+    /// when configured, else the verifier-wide one.
+    fn audiences_for(&self, iss: Option<&str>) -> &[String] {
+        iss.and_then(|iss| self.issuer_audiences.iter().find(|(i, _)| i == iss))
+            .map_or(&self.audiences[..], |(_, a)| &a[..])
+    }
 }
 
 /// Verifies tokens and authenticates requests. Build it once with
@@ -567,12 +577,13 @@ impl Verifier {
         if !s.issuers.is_empty() && !p.iss().is_some_and(|i| s.issuers.iter().any(|w| w == i)) {
             return Err(self.err(AuthErrorKind::WrongIssuer.into()));
         }
-        if !s.audiences.is_empty()
+        let audiences = s.audiences_for(p.iss());
+        if !audiences.is_empty()
             && !p
                 .facts
                 .aud
                 .iter(&p.payload)
-                .any(|a| s.audiences.iter().any(|w| w == a))
+                .any(|a| audiences.iter().any(|w| w == a))
         {
             return Err(self.err(AuthErrorKind::WrongAudience.into()));
         }
@@ -580,6 +591,30 @@ impl Verifier {
             .sid
             .as_ref()
             .map(|t| t.as_str(&p.payload).to_owned()))
+    }
+
+    /// For the log of a refused request: where its token was found, and
+    /// the `alg` and `kid` its header names (unverified; `alg` only when it
+    /// is a known name, `kid` cut to 64 characters). Never the token.
+    pub(crate) fn describe_token<H: RequestHeaders + ?Sized>(
+        &self,
+        headers: &H,
+    ) -> Option<(Found, Option<&'static str>, Option<String>)> {
+        let (token, found) = self.0.sources.find(headers).ok().flatten()?;
+        let header_b64 = token.split('.').next().filter(|h| h.len() <= 1024)?;
+        let Ok(header) = crate::b64::decode(header_b64.as_bytes()) else {
+            return Some((found, None, None));
+        };
+        let Ok(h) = serde_json::from_slice::<crate::parse::JoseHeader<'_>>(&header) else {
+            return Some((found, None, None));
+        };
+        let alg = h
+            .alg
+            .as_ref()
+            .and_then(|a| a.0.parse::<Algorithm>().ok())
+            .map(crate::key::alg_name);
+        let kid = h.kid.as_ref().map(|k| k.0.chars().take(64).collect());
+        Some((found, alg, kid))
     }
 
     /// The raw token of a request, as [`Verifier::authenticate_now`] finds it.
@@ -833,14 +868,15 @@ impl Verifier {
                 Some(_) => {}
             }
         }
-        if !s.audiences.is_empty() {
+        let audiences = s.audiences_for(f.iss.as_ref().map(|t| t.as_str(payload)));
+        if !audiences.is_empty() {
             if f.aud.is_empty() {
                 return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"));
             }
             if !f
                 .aud
                 .iter(payload)
-                .any(|a| s.audiences.iter().any(|want| want == a))
+                .any(|a| audiences.iter().any(|want| want == a))
             {
                 return Err(AuthErrorKind::WrongAudience.into());
             }
@@ -999,6 +1035,7 @@ pub struct VerifierBuilder {
     allow_multiple_methods: bool,
     issuers: Vec<String>,
     audiences: Vec<String>,
+    issuer_audiences: Vec<(String, Vec<String>)>,
     ignore_audience: bool,
     leeway: Option<Duration>,
     max_lifetime: Option<Option<Duration>>,
@@ -1058,6 +1095,22 @@ impl VerifierBuilder {
     /// Once set, `iss` is required.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuers.push(iss.into());
+        self
+    }
+
+    /// For tokens from `issuer`, require `aud` to contain one of `audiences`
+    /// instead of the verifier-wide [`audience`](Self::audience) list: one
+    /// verifier, several identity providers, each with its own audience.
+    /// Also trusts `issuer` (as [`issuer`](Self::issuer) does).
+    pub fn issuer_with_audiences<I, S>(mut self, issuer: impl Into<String>, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let issuer = issuer.into();
+        self.issuers.push(issuer.clone());
+        self.issuer_audiences
+            .push((issuer, audiences.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -1372,6 +1425,7 @@ impl VerifierBuilder {
             sources,
             issuers: self.issuers,
             audiences: self.audiences,
+            issuer_audiences: self.issuer_audiences,
             ignore_audience: self.ignore_audience,
             leeway: secs(leeway),
             max_lifetime: self
@@ -1471,12 +1525,31 @@ impl AuthMode {
 #[derive(Debug, Clone)]
 pub struct Anonymous {
     realm: Arc<str>,
+    preflight: bool,
 }
 
 impl Anonymous {
     /// A marker for a layer whose challenges use `realm`.
     pub fn new(realm: Arc<str>) -> Self {
-        Self { realm }
+        Self {
+            realm,
+            preflight: false,
+        }
+    }
+
+    /// The marker of a CORS preflight let through (see
+    /// [`Verifier::admit`]): role and scope guards let it pass on to the
+    /// CORS layer too; extractors still see an anonymous request.
+    pub fn preflight(realm: Arc<str>) -> Self {
+        Self {
+            realm,
+            preflight: true,
+        }
+    }
+
+    /// Whether this is a CORS preflight let through.
+    pub fn is_preflight(&self) -> bool {
+        self.preflight
     }
 
     /// The error for a handler that needs a token on an anonymous request:
@@ -1524,6 +1597,16 @@ impl<'a> AuthState<'a> {
             (None, Some(anon)) => Err(anon.missing()),
             (None, None) => Err(AuthErrorKind::LayerMissing.into()),
         }
+    }
+
+    /// What a role or scope guard layer decides: pass a CORS preflight that
+    /// the authentication layer let through (so that a CORS layer further
+    /// in answers it), otherwise [`AuthState::require`].
+    pub fn guard(self, requirement: &crate::RoleRequirement) -> Result<(), AuthError> {
+        if self.verified.is_none() && self.anonymous.is_some_and(Anonymous::is_preflight) {
+            return Ok(());
+        }
+        self.require(requirement).map(|_| ())
     }
 
     /// [`AuthState::required`], then the role check (403 `insufficient_scope`).

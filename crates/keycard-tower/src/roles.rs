@@ -106,14 +106,13 @@ pub struct RequireRolesService<S, R> {
 }
 
 /// The role check shared by the tower and axum adapters: `Ok` when the
-/// request's verified token satisfies `requirement`.
+/// request's verified token satisfies `requirement` (or the request is a
+/// CORS preflight the authentication layer let through).
 pub fn check_roles(
     extensions: &http::Extensions,
     requirement: &RoleRequirement,
 ) -> Result<(), AuthError> {
-    AuthState::new(extensions.get(), extensions.get())
-        .require(requirement)
-        .map(|_| ())
+    AuthState::new(extensions.get(), extensions.get()).guard(requirement)
 }
 
 impl<S, ReqB, ResB, R> Service<Request<ReqB>> for RequireRolesService<S, R>

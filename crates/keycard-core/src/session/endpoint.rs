@@ -89,7 +89,16 @@ impl EndpointResponse {
     fn from_session(e: &SessionError) -> Self {
         Self::json(e.status(), e.body())
     }
+}
 
+/// A session failure as an HTTP answer: its status and JSON body.
+impl From<&SessionError> for EndpointResponse {
+    fn from(e: &SessionError) -> Self {
+        Self::from_session(e)
+    }
+}
+
+impl EndpointResponse {
     /// Add `Set-Cookie` values.
     #[must_use]
     pub fn with_cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Self {

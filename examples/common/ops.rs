@@ -1,0 +1,50 @@
+//! What every example gives its operator, whatever the framework: logs,
+//! `GET /metrics`, `GET /ready`, and a graceful stop on SIGTERM or Ctrl-C.
+
+use keycard::Verifier;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The content type of the Prometheus text format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Log to stderr by `RUST_LOG` (default `info`; keycard's refusals, with
+/// their reason, are at `debug` under `keycard`), and record keycard's
+/// metrics for `GET /metrics`.
+pub fn init() -> PrometheusHandle {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap_or_else(|e| super::fail(&format!("cannot install the metrics recorder: {e}")))
+}
+
+/// `GET /ready`: 200 when the verifier can decide now (keys present and
+/// fresh, revocation view current), else 503 with the reasons, as JSON.
+pub fn ready(verifier: &Verifier) -> (u16, String) {
+    let readiness = verifier.readiness();
+    let status = if readiness.is_ready() { 200 } else { 503 };
+    (status, readiness.to_json())
+}
+
+/// Resolves once SIGTERM or SIGINT (Ctrl-C) arrives.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())
+            .unwrap_or_else(|e| super::fail(&format!("cannot wait for SIGTERM: {e}")));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: finishing in-flight requests");
+}
