@@ -336,7 +336,77 @@ pub fn check(answer: &Answer, expect: &Expect) -> Result<(), String> {
 /// Run a table of cases against all three adapters, once with the prepared
 /// fast path and once with jsonwebtoken's reference signature check; fail
 /// listing every mismatch.
+///
+/// Everything runs under a tracing subscriber at TRACE level, and the log
+/// must not show any fragment of any token the cases sent.
 pub fn run_table(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, Expect)]) {
+    let log = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(log.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || run_table_inner(builder, cases));
+    let text = log.text();
+    assert!(
+        text.contains("keycard.auth"),
+        "the table ran without a keycard.auth span at TRACE"
+    );
+    for (name, c, _) in cases {
+        for fragment in token_fragments(c) {
+            assert!(
+                !text.contains(&fragment),
+                "{name}: the log at TRACE shows a token fragment {fragment:.20}..."
+            );
+        }
+    }
+}
+
+/// Pieces of every token-like value a call carries (≥ 16 characters).
+pub fn token_fragments(c: &Call) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, v) in &c.headers {
+        for word in v.split([' ', ';', ',', '=']) {
+            if word.contains('.') {
+                out.extend(
+                    word.split('.')
+                        .filter(|p| p.len() >= 16)
+                        .map(str::to_owned),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn run_table_inner(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, Expect)]) {
     let mut failures = Vec::new();
     let paths = [
         ("fast", builder().build().unwrap()),
