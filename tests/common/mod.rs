@@ -368,11 +368,7 @@ pub fn token_fragments(c: &Call) -> Vec<String> {
     for (_, v) in &c.headers {
         for word in v.split([' ', ';', ',', '=']) {
             if word.contains('.') {
-                out.extend(
-                    word.split('.')
-                        .filter(|p| p.len() >= 16)
-                        .map(str::to_owned),
-                );
+                out.extend(word.split('.').filter(|p| p.len() >= 16).map(str::to_owned));
             }
         }
     }

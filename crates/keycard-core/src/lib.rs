@@ -44,6 +44,8 @@
 //! - cookies ([`CookieSettings`]) and CSRF ([`csrf`]).
 
 mod admit;
+#[cfg(feature = "aws-lc-rs")]
+mod aws_lc;
 mod b64;
 mod cache;
 pub mod clock;
@@ -59,8 +61,6 @@ mod key;
 mod key_ring;
 pub mod observe;
 mod parse;
-#[cfg(feature = "aws-lc-rs")]
-mod prepared;
 pub mod profile;
 mod revocation;
 mod roles;

@@ -1,0 +1,366 @@
+//! Turning a configuration into a verifier, naming the field of every error.
+
+use crate::{Algorithm, ConfigError, Key, KeyProvider, KeySet, TokenSource, VerifierBuilder};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+impl VerifierConfig {
+    /// The allowed algorithms, parsed.
+    pub fn parsed_algorithms(&self) -> Result<Option<Vec<Algorithm>>, ConfigError> {
+        self.algorithms
+            .as_ref()
+            .map(|algs| {
+                if algs.is_empty() {
+                    return Err(field_error("algorithms", "empty list"));
+                }
+                algs.iter()
+                    .map(|a| parse_algorithm(a.trim()).map_err(|e| within("algorithms", e)))
+                    .collect()
+            })
+            .transpose()
+    }
+
+    /// A builder with every setting and the providers' keys (none when no
+    /// provider is configured: add them with
+    /// [`VerifierBuilder::key_provider`]). Add a revocation store built
+    /// from [`revocation_url`](Self::revocation_url) before building.
+    /// Remote key sets start fetching in the background when called inside
+    /// a Tokio runtime.
+    pub fn builder(&self) -> Result<VerifierBuilder, ConfigError> {
+        let b = self.apply(crate::Verifier::builder())?;
+        self.apply_providers(b, self.parsed_algorithms()?.as_deref())
+    }
+
+    /// Apply every setting except the providers to `b`: for verifiers whose
+    /// keys the application owns, e.g. through
+    /// [`crate::SessionsBuilder::configure_verifiers`]. Deterministic: a
+    /// configuration that applied once applies again.
+    pub fn apply(&self, b: VerifierBuilder) -> Result<VerifierBuilder, ConfigError> {
+        let mut b = b;
+        let algorithms = self.parsed_algorithms()?;
+        if let Some(algs) = &algorithms {
+            b = b.algorithms(algs.iter().copied());
+        }
+        if let Some(secs) = self.leeway_secs {
+            if secs > crate::MAX_LEEWAY.as_secs() {
+                return Err(field_error(
+                    "leeway_secs",
+                    format!("at most {}", crate::MAX_LEEWAY.as_secs()),
+                ));
+            }
+            b = b.leeway(Duration::from_secs(secs));
+        }
+        if let Some(secs) = self.max_lifetime_secs {
+            if secs == 0 {
+                return Err(field_error("max_lifetime_secs", "must be positive"));
+            }
+            b = b.max_lifetime(Duration::from_secs(secs));
+        }
+        if let Some(n) = self.max_token_bytes {
+            if !(64..=64 * 1024).contains(&n) {
+                return Err(field_error(
+                    "max_token_bytes",
+                    "must be between 64 and 65536",
+                ));
+            }
+            b = b.max_token_bytes(n);
+        }
+        b = self.apply_claims(b)?;
+        if self.require_subject == Some(true) {
+            b = b.require_subject();
+        }
+        b = self.apply_sources(b)?;
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                return Err(field_error(
+                    "allowed_origins",
+                    format!("{origin:?} is not an origin (scheme://host[:port])"),
+                ));
+            }
+            b = b.allowed_origin(origin.trim_end_matches('/'));
+        }
+        if self.trust_forwarded_origin == Some(true) {
+            b = b.trust_forwarded_origin();
+        }
+        if self.insecure_plain_http_origin == Some(true) {
+            b = b.insecure_plain_http_origin();
+        }
+        if let Some(n) = self.cache_size {
+            if n > 0 {
+                b = b.cache_verified_tokens(n);
+            }
+        }
+        if let Some(realm) = &self.realm {
+            if realm.is_empty()
+                || realm.contains(['"', '\\'])
+                || realm.chars().any(char::is_control)
+            {
+                return Err(field_error("realm", "must be non-empty plain text"));
+            }
+            b = b.realm(realm.clone());
+        }
+        Ok(b)
+    }
+
+    /// Build the verifier (the configuration must name at least one provider).
+    pub fn build(&self) -> Result<crate::Verifier, ConfigError> {
+        if self.providers.is_empty() {
+            return Err(field_error(
+                "providers",
+                "no key provider configured (set KEYCARD_JWKS_URL or KEYCARD_ISSUER, or [[providers]] in KEYCARD_CONFIG)",
+            ));
+        }
+        self.builder()?.build()
+    }
+
+    pub(crate) fn apply_claims(
+        &self,
+        mut b: VerifierBuilder,
+    ) -> Result<VerifierBuilder, ConfigError> {
+        let profile = self.profile.as_deref().unwrap_or("generic");
+        let parameter = match profile {
+            "auth0" => self
+                .role_claims
+                .as_ref()
+                .and_then(|r| r.first())
+                .map(String::as_str),
+            _ => self.client_id.as_deref(),
+        };
+        let p = crate::Profile::by_name(profile, parameter).map_err(|e| match (profile, e) {
+            ("auth0", ConfigError::InvalidSetting(m)) => field_error("role_claims", m),
+            ("keycloak", ConfigError::InvalidSetting(m)) => field_error("client_id", m),
+            (_, e) => within("profile", e),
+        })?;
+        b = b.profile(p);
+        if profile != "keycloak" {
+            if let Some(client) = &self.client_id {
+                b = b.client_ids([client.clone()]);
+            }
+        }
+        if let Some(roles) = self.role_claims.as_ref().filter(|_| profile != "auth0") {
+            if roles.is_empty() {
+                return Err(field_error("role_claims", "empty list"));
+            }
+            b = b.role_claims(roles.iter().map(|p| crate::ClaimPath::parse(p.trim())));
+        }
+        if let Some(scopes) = &self.scope_claims {
+            if scopes.is_empty() {
+                return Err(field_error("scope_claims", "empty list"));
+            }
+            b = b.scope_claims(scopes.iter().map(|s| s.trim()));
+        }
+        Ok(b)
+    }
+
+    pub(crate) fn apply_sources(&self, b: VerifierBuilder) -> Result<VerifierBuilder, ConfigError> {
+        let cookie = self
+            .cookie_name
+            .clone()
+            .unwrap_or_else(|| crate::DEFAULT_ACCESS_COOKIE.to_owned());
+        if cookie.is_empty()
+            || !cookie
+                .bytes()
+                .all(|c| c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&c))
+        {
+            return Err(field_error(
+                "cookie_name",
+                format!("{cookie:?} is not a cookie name"),
+            ));
+        }
+        let names = match &self.sources {
+            Some(s) => s.clone(),
+            None if self.cookie_name.is_some() => vec!["bearer".into(), "cookie".into()],
+            None => return Ok(b),
+        };
+        if names.is_empty() {
+            return Err(field_error("sources", "empty list"));
+        }
+        let mut sources = Vec::new();
+        for name in &names {
+            let name = name.trim();
+            sources.push(match name {
+                "bearer" => TokenSource::BearerHeader,
+                "cookie" => TokenSource::Cookie(cookie.clone()),
+                other => match other.strip_prefix("header:") {
+                    Some(h) if http::HeaderName::from_bytes(h.as_bytes()).is_ok() => {
+                        TokenSource::Header(h.to_ascii_lowercase())
+                    }
+                    _ => {
+                        return Err(field_error(
+                            "sources",
+                            format!("{other:?}: expected bearer, cookie or header:<name>"),
+                        ))
+                    }
+                },
+            });
+        }
+        Ok(b.sources(sources))
+    }
+
+    pub(crate) fn apply_providers(
+        &self,
+        mut b: VerifierBuilder,
+        algorithms: Option<&[Algorithm]>,
+    ) -> Result<VerifierBuilder, ConfigError> {
+        let several = self.providers.len() > 1;
+        let mut multi = crate::MultiIssuer::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = |f: &str| format!("providers[{i}].{f}");
+            let audiences = match &p.audiences {
+                Some(a) if a.is_empty() => return Err(field_error(&at("audiences"), "empty list")),
+                Some(a) => a.clone(),
+                None => self.audiences.clone(),
+            };
+            let keys = provider_keys(p, i, algorithms)?;
+            if several {
+                let Some(iss) = &p.issuer else {
+                    return Err(field_error(
+                        &at("issuer"),
+                        "required when there are several providers",
+                    ));
+                };
+                if multi.issuers().any(|known| known == iss) {
+                    return Err(field_error(&at("issuer"), format!("{iss:?} appears twice")));
+                }
+                multi = multi.issuer(iss.clone(), keys);
+                b = b.issuer_with_audiences(iss.clone(), audiences);
+            } else {
+                b = b.key_provider(keys);
+                if let Some(iss) = &p.issuer {
+                    b = b.issuer(iss.clone());
+                }
+                for aud in audiences {
+                    b = b.audience(aud);
+                }
+            }
+        }
+        if several {
+            b = b.key_provider(Arc::new(multi));
+        }
+        Ok(b)
+    }
+}
+
+pub(crate) fn provider_keys(
+    p: &ProviderConfig,
+    i: usize,
+    algorithms: Option<&[Algorithm]>,
+) -> Result<Arc<dyn KeyProvider>, ConfigError> {
+    let at = |f: &str| format!("providers[{i}].{f}");
+    if !p.keys.is_empty() {
+        if p.jwks_url.is_some() {
+            return Err(field_error(
+                &at("keys"),
+                "use either keys or jwks_url, not both",
+            ));
+        }
+        let mut set = KeySet::new();
+        for (k, key) in p.keys.iter().enumerate() {
+            let field = format!("providers[{i}].keys[{k}]");
+            let key = key_from_config(key).map_err(|e| within(&field, e))?;
+            set = set.with(key).map_err(|e| within(&field, e))?;
+        }
+        return Ok(Arc::new(set));
+    }
+    remote_keys(p, i, algorithms)
+}
+
+#[cfg(feature = "jwks")]
+pub(crate) fn remote_keys(
+    p: &ProviderConfig,
+    i: usize,
+    algorithms: Option<&[Algorithm]>,
+) -> Result<Arc<dyn KeyProvider>, ConfigError> {
+    let at = |f: &str| format!("providers[{i}].{f}");
+    let (mut jwks, field) = match (&p.jwks_url, &p.issuer) {
+        (Some(url), _) => (
+            crate::jwks::RemoteJwks::builder(url.clone()),
+            at("jwks_url"),
+        ),
+        (None, Some(iss)) => (
+            crate::jwks::RemoteJwks::from_issuer(iss.clone()),
+            at("issuer"),
+        ),
+        (None, None) => {
+            return Err(field_error(
+                &at("jwks_url"),
+                "a provider needs keys, a jwks_url, or an issuer for OIDC discovery",
+            ))
+        }
+    };
+    if p.insecure_allow_http_loopback == Some(true) {
+        jwks = jwks.insecure_allow_http_loopback();
+    }
+    if let Some(algs) = algorithms {
+        jwks = jwks.algorithms(algs.iter().copied());
+    }
+    if let Some(secs) = p.jwks_cooldown_secs {
+        jwks = jwks.cooldown(Duration::from_secs(secs));
+    }
+    if let Some(secs) = p.jwks_max_staleness_secs {
+        jwks = jwks.max_staleness(Duration::from_secs(secs));
+    }
+    let jwks = jwks.build_lazy().map_err(|e| match e {
+        crate::jwks::JwksError::Config(c) => within(&field, c),
+        other => field_error(&field, other),
+    })?;
+    Ok(Arc::new(jwks))
+}
+
+#[cfg(not(feature = "jwks"))]
+pub(crate) fn remote_keys(
+    _p: &ProviderConfig,
+    i: usize,
+    _algorithms: Option<&[Algorithm]>,
+) -> Result<Arc<dyn KeyProvider>, ConfigError> {
+    Err(field_error(
+        &format!("providers[{i}].jwks_url"),
+        "remote keys need keycard's `jwks` feature; or give fixed keys",
+    ))
+}
+
+pub(crate) fn key_from_config(k: &KeyConfig) -> Result<Key, ConfigError> {
+    let alg = parse_algorithm(k.alg.trim()).map_err(|e| within("alg", e))?;
+    let given = [
+        k.secret_env.is_some(),
+        k.secret_file.is_some(),
+        k.pem_file.is_some(),
+        k.pem.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if given != 1 {
+        return Err(field_error(
+            "secret_env",
+            "give exactly one of secret_env, secret_file, pem_file, pem",
+        ));
+    }
+    let key = if let Some(var) = &k.secret_env {
+        let secret = std::env::var(var)
+            .map_err(|_| field_error("secret_env", format!("the variable {var} is not set")))?;
+        Key::hmac(alg, secret.as_bytes())?
+    } else if let Some(path) = &k.secret_file {
+        let secret = std::fs::read(path).map_err(|e| {
+            field_error(
+                "secret_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let secret = secret.strip_suffix(b"\n").unwrap_or(&secret);
+        let secret = secret.strip_suffix(b"\r").unwrap_or(secret);
+        Key::hmac(alg, secret)?
+    } else if let Some(path) = &k.pem_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| field_error("pem_file", format!("cannot read {}: {e}", path.display())))?;
+        Key::from_pem(alg, pem)?
+    } else {
+        Key::from_pem(alg, k.pem.as_deref().unwrap_or_default())?
+    };
+    Ok(match &k.kid {
+        Some(kid) => key.with_kid(kid),
+        None => key,
+    })
+}

@@ -1,0 +1,257 @@
+//! The checks after parsing: key lookup, signature, type, lifetime,
+//! issuer, audience, subject, revocation, and the verified-token cache.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::{AuthError, AuthErrorKind};
+use crate::key::Key;
+use crate::revocation::TokenFacts;
+use crate::source::Found;
+
+use super::*;
+
+impl Verifier {
+    pub(crate) fn err(&self, e: AuthError) -> AuthError {
+        e.with_realm(self.0.realm.clone())
+    }
+
+    pub(crate) fn verify_parsed(
+        &self,
+        token: &str,
+        p: Parsed,
+        found: Found,
+        may_refresh: bool,
+    ) -> Step {
+        let s = &*self.0;
+        let keys = match s.keys.lookup(p.iss(), p.kid.as_deref(), p.alg) {
+            l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => l,
+            KeyLookup::Refresh if may_refresh => return Step::NeedsKeys,
+            KeyLookup::Refresh | KeyLookup::NotFound => {
+                return Step::Done(Err(self.err(AuthErrorKind::UnknownKey.into())))
+            }
+            KeyLookup::Unavailable => {
+                return Step::Done(Err(self.err(AuthErrorKind::KeysUnavailable.into())))
+            }
+            KeyLookup::AlgorithmNotAllowed => {
+                return Step::Done(Err(self.err(AuthErrorKind::AlgorithmNotAllowed.into())))
+            }
+        };
+        let signing_input = &token.as_bytes()[..p.signing_input_len];
+        let signature = &token[p.signing_input_len + 1..];
+        let Some(key) = keys.keys().iter().find(|k| {
+            if s.reference_signatures {
+                k.verify_signature_reference(signing_input, signature)
+            } else {
+                k.verify_signature(signing_input, signature)
+            }
+        }) else {
+            return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
+        };
+        let key = key.clone();
+        let result = self.check_claims(&key, p, found).map_err(|e| self.err(e));
+        if let (Some(cache), Ok(v)) = (&s.cache, &result) {
+            cache.insert(token, v.clone(), key, v.inner.exp, self.now());
+        }
+        Step::Done(result)
+    }
+
+    /// Re-check a cached token: `Some(Ok)` still valid, `Some(Err)` no longer
+    /// valid (expired, revoked, store down), `None` its key is gone.
+    pub(crate) fn check_cached(
+        &self,
+        entry: &crate::cache::Entry,
+    ) -> Option<Result<(), AuthError>> {
+        let s = &*self.0;
+        let v = &entry.verified;
+        let still_there = match s.keys.lookup(
+            v.issuer(),
+            entry.verified.kid(),
+            crate::key::alg_name(entry.key.alg),
+        ) {
+            l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => {
+                l.keys().iter().any(|k| Arc::ptr_eq(k, &entry.key))
+            }
+            _ => false,
+        };
+        if !still_there {
+            return None;
+        }
+        let now = self.now();
+        if now > v.inner.exp.saturating_add(s.leeway) {
+            return Some(Err(AuthErrorKind::Expired.into()));
+        }
+        if v.inner
+            .facts
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(s.leeway))
+        {
+            return Some(Err(AuthErrorKind::NotYetValid.into()));
+        }
+        Some(self.check_revocation(&v.inner.facts, v.inner.exp, &v.inner.payload))
+    }
+
+    pub(crate) fn check_revocation(
+        &self,
+        f: &crate::parse::Facts,
+        exp: i64,
+        payload: &[u8],
+    ) -> Result<(), AuthError> {
+        let s = &*self.0;
+        let Some(store) = &s.revocation else {
+            return Ok(());
+        };
+        fn text<'a>(t: &'a Option<crate::parse::Text>, payload: &'a [u8]) -> Option<&'a str> {
+            t.as_ref().map(|t| t.as_str(payload))
+        }
+        let facts = TokenFacts {
+            jti: text(&f.jti, payload),
+            sub: text(&f.sub, payload),
+            sid: text(&f.sid, payload),
+            iat: f.iat,
+            exp,
+        };
+        match store.is_revoked(&facts) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(AuthErrorKind::Revoked.into()),
+            Err(e) if s.fail_open => {
+                tracing::warn!(error = %e, "revocation store unavailable; failing open as configured");
+                Ok(())
+            }
+            Err(e) => Err(AuthError::new(AuthErrorKind::StoreUnavailable).with_source(e)),
+        }
+    }
+
+    pub(crate) fn check_claims(
+        &self,
+        key: &Key,
+        p: Parsed,
+        found: Found,
+    ) -> Result<Verified, AuthError> {
+        let s = &*self.0;
+        let mut claims_map = None;
+        if let Some(want) = s.token_type {
+            if !want.matches(p.typ.as_deref()) {
+                // A provider that types access tokens `JWT` (or not at
+                // all): accepted only with its access-token mark.
+                let untyped = p
+                    .typ
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case("jwt"));
+                let marked = want == TokenType::Access
+                    && untyped
+                    && s.typ_marker.as_ref().is_some_and(|m| {
+                        let claims = crate::json::parse_object(&p.payload).unwrap_or_default();
+                        let ok = m.holds(&claims);
+                        claims_map = Some(claims);
+                        ok
+                    });
+                if !marked {
+                    return Err(AuthErrorKind::WrongTokenType.into());
+                }
+            }
+        }
+        if !s.client_ids.is_empty() {
+            let claims = match &claims_map {
+                Some(c) => c,
+                None => {
+                    claims_map.insert(crate::json::parse_object(&p.payload).unwrap_or_default())
+                }
+            };
+            let ok = s
+                .client_id_claim
+                .lookup(claims)
+                .and_then(Value::as_str)
+                .is_some_and(|c| s.client_ids.iter().any(|want| want == c));
+            if !ok {
+                return Err(AuthError::new(AuthErrorKind::WrongAudience)
+                    .with_detail("issued to another client"));
+            }
+        }
+        let f = &p.facts;
+        let exp = p.exp;
+        let payload = &p.payload[..];
+        let now = self.now();
+        if now > exp.saturating_add(s.leeway) {
+            return Err(AuthErrorKind::Expired.into());
+        }
+        if let Some(nbf) = f.nbf {
+            if nbf > now.saturating_add(s.leeway) {
+                return Err(AuthErrorKind::NotYetValid.into());
+            }
+        }
+        if let Some(until) = key.signed_until {
+            // A retired key verifies only what it signed before retiring.
+            if f.iat.is_none_or(|iat| iat > until.saturating_add(s.leeway)) {
+                return Err(AuthError::new(AuthErrorKind::UnknownKey)
+                    .with_detail("issued after its signing key was retired"));
+            }
+        }
+        if let Some(iat) = f.iat {
+            if iat > now.saturating_add(s.leeway) {
+                return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
+                    .with_detail("iat is in the future"));
+            }
+        }
+        if let Some(max) = s.max_lifetime {
+            let start = f.iat.unwrap_or(now);
+            if exp.saturating_sub(start) > max.saturating_add(s.leeway) {
+                return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
+                    .with_detail("token lifetime exceeds the maximum"));
+            }
+        }
+        if !s.issuers.is_empty() {
+            match f.iss.as_ref().map(|t| t.as_str(payload)) {
+                None => return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss")),
+                Some(iss) if !s.issuers.iter().any(|i| i == iss) => {
+                    return Err(AuthErrorKind::WrongIssuer.into())
+                }
+                Some(_) => {}
+            }
+        }
+        let audiences = s.audiences_for(f.iss.as_ref().map(|t| t.as_str(payload)));
+        if !audiences.is_empty() {
+            if f.aud.is_empty() {
+                return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"));
+            }
+            if !f
+                .aud
+                .iter(payload)
+                .any(|a| audiences.iter().any(|want| want == a))
+            {
+                return Err(AuthErrorKind::WrongAudience.into());
+            }
+        } else if !f.aud.is_empty() && !s.ignore_audience {
+            // RFC 7519 §4.1.3: a recipient that does not identify itself with
+            // a value in `aud` must reject the token.
+            return Err(AuthError::new(AuthErrorKind::WrongAudience)
+                .with_detail("token has an audience but the verifier has none configured"));
+        }
+        if s.require_sub && f.sub.is_none() {
+            return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub"));
+        }
+        self.check_revocation(f, exp, payload)?;
+        Ok(Verified {
+            inner: Arc::new(VerifiedInner {
+                alg: key.alg,
+                kid: p.kid,
+                typ: p.typ,
+                facts: p.facts,
+                exp,
+                payload: p.payload,
+                registered: std::sync::OnceLock::new(),
+                claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
+                    let cell = std::sync::OnceLock::new();
+                    let _ = cell.set(c);
+                    cell
+                }),
+                roles: std::sync::OnceLock::new(),
+                scopes: std::sync::OnceLock::new(),
+                claims_config: s.claims_config.clone(),
+            }),
+            found,
+            cached: false,
+        })
+    }
+}
