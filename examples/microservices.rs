@@ -33,7 +33,10 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use keycard::axum::{Authenticated, JwtAuth, RequireRoles, SessionRejection};
 use keycard::jwks::RemoteJwks;
-use keycard::tower::forward::{prepare_downstream_response, prepare_upstream_request, ForwardedBy};
+use keycard::tower::forward::{
+    is_unauthenticated_preflight, prepare_downstream_response, prepare_upstream_request,
+    ForwardedBy,
+};
 use keycard::{
     Algorithm, KeyRing, RefreshStore, RevocationStore, RotationPlan, Sessions, SigningKey,
     TokenIssuer, Verifier,
@@ -395,6 +398,11 @@ async fn forward(
     peer: SocketAddr,
     req: Request,
 ) -> Response {
+    // A CORS preflight passes the gateway's JwtAuth unauthenticated; it is
+    // never forwarded (this demo has no CORS layer to answer it).
+    if is_unauthenticated_preflight(&req) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = format!("{base}{path}").parse::<Uri>() else {

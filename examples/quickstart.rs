@@ -119,8 +119,7 @@ async fn main() {
             common::fail(&format!("cannot listen on 127.0.0.1:{}: {e}", demo.port))
         });
     demo.banner("axum");
-    axum::serve(listener, app(demo, metrics))
-        .with_graceful_shutdown(common::ops::stop_signal())
+    common::ops::serve_axum(listener, app(demo, metrics))
         .await
         .unwrap_or_else(|e| common::fail(&e.to_string()));
 }

@@ -98,7 +98,8 @@ async fn main() {
         .iter()
         .map(|p| {
             p.jwks_url
-                .clone()
+                .as_deref()
+                .map(keycard::jwks::redact_url)
                 .or_else(|| p.issuer.as_ref().map(|i| format!("discovery from {i}")))
                 .unwrap_or_else(|| "fixed keys".into())
         })
@@ -107,8 +108,7 @@ async fn main() {
         "resource server on http://127.0.0.1:{port}, keys from {}",
         sources.join(", ")
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(common::ops::stop_signal())
+    common::ops::serve_axum(listener, app)
         .await
         .unwrap_or_else(|e| fail(&e.to_string()));
 }

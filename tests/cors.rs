@@ -125,10 +125,10 @@ async fn axum_preflights_are_refused_when_told_to_authenticate_them() {
 }
 
 #[tokio::test]
-async fn a_preflight_carries_no_identity_to_a_handler() {
-    // Without a CORS layer the preflight reaches the router as anonymous:
-    // a handler that needs a token answers 401, one with an optional
-    // token sees none.
+async fn only_a_browser_shaped_preflight_passes_unauthenticated() {
+    // Without a CORS layer a preflight reaches the router as anonymous: a
+    // handler that needs a token answers 401, one with an optional token
+    // sees none.
     let app = axum::Router::new()
         .route(
             "/me",
@@ -143,24 +143,86 @@ async fn a_preflight_carries_no_identity_to_a_handler() {
             ),
         )
         .layer(JwtAuth::new(verifier()));
-    let mut req = preflight("/me");
-    let token = access("alice", &["user"]);
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let res = app.oneshot(req).await.unwrap();
+    let body_of = |res: http::Response<Body>| async move {
+        let b = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    let res = app.clone().oneshot(preflight("/me")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let body = http_body_util::BodyExt::collect(res.into_body())
+    assert_eq!(body_of(res).await, "anonymous");
+
+    // Anything a browser never sends on a preflight makes it an ordinary,
+    // authenticated request: credentials, a body, no Origin.
+    let token = access("alice", &["user"]);
+    let mut with_token = preflight("/me");
+    with_token
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let res = app.clone().oneshot(with_token).await.unwrap();
+    assert_eq!(body_of(res).await, "identified");
+    let mut garbage = preflight("/me");
+    garbage
+        .headers_mut()
+        .insert("authorization", "Bearer garbage.x.y".parse().unwrap());
+    let res = app.clone().oneshot(garbage).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut with_cookie = preflight("/me");
+    with_cookie
+        .headers_mut()
+        .insert("cookie", "keycard_access=x.y.z".parse().unwrap());
+    let res = app.clone().oneshot(with_cookie).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut with_body = preflight("/me");
+    with_body
+        .headers_mut()
+        .insert("content-length", "5".parse().unwrap());
+    let res = app.clone().oneshot(with_body).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut chunked = preflight("/me");
+    chunked
+        .headers_mut()
+        .insert("transfer-encoding", "chunked".parse().unwrap());
+    let res = app.clone().oneshot(chunked).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut no_origin = preflight("/me");
+    no_origin.headers_mut().remove("origin");
+    let res = app.clone().oneshot(no_origin).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_gateway_never_forwards_a_preflight_nobody_authenticated() {
+    use keycard::tower::forward::is_unauthenticated_preflight;
+    let app = axum::Router::new()
+        .route(
+            "/{*rest}",
+            axum::routing::any(|req: Request<Body>| async move {
+                if is_unauthenticated_preflight(&req) {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::OK
+                }
+            }),
+        )
+        .layer(JwtAuth::new(verifier()));
+    let res = app.clone().oneshot(preflight("/orders/1")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let token = access("alice", &["user"]);
+    let res = app
+        .oneshot(cors_get("/orders/1", Some(&token)))
         .await
-        .unwrap()
-        .to_bytes();
-    assert_eq!(&body[..], b"anonymous");
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
 
 mod actix {
     use super::*;
     use actix_cors::Cors;
     use actix_web::{test, web, App, HttpResponse};
-    use keycard::actix::{Authenticated, JwtAuth};
+    use keycard_actix::{Authenticated, JwtAuth};
 
     async fn me(t: Authenticated) -> HttpResponse {
         HttpResponse::Ok().body(t.subject().unwrap_or_default().to_owned())
@@ -239,7 +301,7 @@ mod actix {
         let guarded = test::init_service(
             App::new()
                 .wrap(cors())
-                .wrap(keycard::actix::RequireRoles::any_of(["user"]))
+                .wrap(keycard_actix::RequireRoles::any_of(["user"]))
                 .wrap(JwtAuth::new(verifier()))
                 .route("/me", web::get().to(me)),
         )

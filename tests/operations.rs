@@ -441,9 +441,11 @@ async fn resource_server_starts_while_the_identity_provider_is_down() {
         &[
             (
                 "KEYCARD_JWKS_URL",
-                format!("http://127.0.0.1:{idp_port}/jwks.json"),
+                // Credentials in the URL never show in /ready, logs or errors.
+                format!("http://jwks-user:JWKS-PASSWORD@127.0.0.1:{idp_port}/jwks.json?api_key=QUERY-SECRET"),
             ),
             ("KEYCARD_ALLOW_HTTP", "1".into()),
+            ("KEYCARD_ISSUER", "https://idp.test".into()),
             ("KEYCARD_AUDIENCE", "orders".into()),
             ("KEYCARD_JWKS_COOLDOWN_SECS", "1".into()),
             ("RUST_LOG", "trace".into()),
@@ -453,6 +455,7 @@ async fn resource_server_starts_while_the_identity_provider_is_down() {
     let http = Client::new();
     let key = rs_key();
     let token = TokenIssuer::builder(key.clone())
+        .issuer("https://idp.test")
         .audience("orders")
         .build()
         .unwrap()
@@ -467,6 +470,10 @@ async fn resource_server_starts_while_the_identity_provider_is_down() {
     let (status, body) = status_and_body(&http, server.url("/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.contains("\"ready\":false"), "{body}");
+    assert!(
+        !body.contains("JWKS-PASSWORD") && !body.contains("QUERY-SECRET"),
+        "{body}"
+    );
     let me = http
         .get(server.url("/me"))
         .bearer_auth(&token)
@@ -522,5 +529,32 @@ async fn resource_server_starts_while_the_identity_provider_is_down() {
     let log = std::fs::read_to_string(&log_path).unwrap();
     std::fs::remove_file(&log_path).unwrap();
     assert!(log.contains("keycard.auth"), "{log:.2000}");
-    assert_log_is_clean(&log, &fragments(&token));
+    let mut secrets = fragments(&token);
+    secrets.extend(["JWKS-PASSWORD".to_owned(), "QUERY-SECRET".to_owned()]);
+    assert_log_is_clean(&log, &secrets);
+}
+
+/// A client that never finishes its request does not hold the process:
+/// after the stop signal, in-flight requests get a bounded grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_does_not_stop_the_stop() {
+    for example in ["quickstart", "resource_server"] {
+        let env: Vec<(&str, String)> = match example {
+            "quickstart" => vec![("KEYCARD_SECRET", SECRET.into())],
+            _ => vec![
+                ("KEYCARD_JWKS_URL", "http://127.0.0.1:9/jwks.json".into()),
+                ("KEYCARD_ALLOW_HTTP", "1".into()),
+                ("KEYCARD_ISSUER", "https://idp.test".into()),
+            ],
+        };
+        let mut server = start_example(example, &env);
+        let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stalled
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let status = stop_with(&mut server, "TERM", Duration::from_secs(5));
+        assert!(status.success(), "{example}: {status:?}");
+        drop(stalled);
+    }
 }

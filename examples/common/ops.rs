@@ -32,6 +32,36 @@ pub fn ready(verifier: &Verifier) -> (u16, String) {
     (status, readiness.to_json())
 }
 
+/// How long in-flight requests may take to finish after a stop signal.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Serve `app` until SIGTERM or SIGINT, then let in-flight requests finish
+/// for at most [`GRACE`] (a client that never completes its request does
+/// not hold the process), and return.
+pub async fn serve_axum(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> std::io::Result<()> {
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stop_signal().await;
+        let _ = stopping.send(());
+    });
+    let deadline = async move {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(GRACE).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        () = deadline => {
+            tracing::warn!("stopping now: requests still in flight after {GRACE:?}");
+            Ok(())
+        }
+    }
+}
+
 /// Resolves once SIGTERM or SIGINT (Ctrl-C) arrives.
 pub async fn stop_signal() {
     #[cfg(unix)]

@@ -56,15 +56,26 @@ impl PendingAdmission {
     }
 }
 
-/// A CORS preflight (RFC: Fetch §4.8): an `OPTIONS` request with
-/// `Access-Control-Request-Method`. Browsers never attach credentials to
-/// one, so it can never authenticate.
-fn is_preflight<H: RequestHeaders + ?Sized>(method: &str, headers: &H) -> bool {
+/// A CORS preflight as browsers send it (Fetch §4.8, "CORS-preflight
+/// request"): `OPTIONS` with `Origin` and `Access-Control-Request-Method`,
+/// and never credentials or a body. Anything else that claims to be one is
+/// authenticated like any request, so that a client cannot carry a body or
+/// credentials past the layer under a preflight's name.
+fn is_preflight<H: RequestHeaders + ?Sized>(
+    verifier: &Verifier,
+    method: &str,
+    headers: &H,
+) -> bool {
+    let has = |name: &str| headers.header_values(name).next().is_some();
     method == "OPTIONS"
+        && has("access-control-request-method")
+        && has("origin")
+        && !has("authorization")
+        && !has("transfer-encoding")
         && headers
-            .header_values("access-control-request-method")
-            .next()
-            .is_some()
+            .header_values("content-length")
+            .all(|v| v.trim_ascii() == b"0")
+        && verifier.carries_no_token(headers)
 }
 
 fn source_name(found: Found) -> &'static str {
@@ -152,7 +163,7 @@ impl Verifier {
         headers: &H,
     ) -> Admission {
         let start = Instant::now();
-        if self.cors_preflights_pass() && is_preflight(method, headers) {
+        if self.cors_preflights_pass() && is_preflight(self, method, headers) {
             crate::observe::decision("anonymous", None, start.elapsed().as_secs_f64());
             return Admission::Done(Ok(Admitted::Anonymous(Anonymous::preflight(
                 self.realm().clone(),

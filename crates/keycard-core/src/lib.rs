@@ -32,16 +32,23 @@
 //! # }).unwrap();
 //! ```
 //!
-//! Modules:
-//! - token sources ([`TokenSource`], [`RequestHeaders`]),
-//! - keys ([`Key`], [`KeySet`], [`KeyProvider`]),
+//! What you use, at the root:
+//! - token sources ([`TokenSource`]),
+//! - keys ([`Key`], [`KeySet`], [`KeyProvider`], [`KeyRing`], remote ones in
+//!   `jwks`),
 //! - verification ([`Verifier`], [`Verified`]),
 //! - errors ([`AuthError`], [`ConfigError`]),
 //! - roles ([`RoleRequirement`]),
 //! - issuing ([`TokenIssuer`], [`SigningKey`]),
 //! - revocation ([`RevocationStore`], [`InMemoryRevocationStore`]),
 //! - sessions with refresh rotation ([`Sessions`], [`RefreshStore`]),
-//! - cookies ([`CookieSettings`]) and CSRF ([`csrf`]).
+//! - cookies ([`CookieSettings`]) and CSRF ([`csrf`]),
+//! - configuration without code ([`VerifierConfig`]), metrics and logs
+//!   ([`observe`]).
+//!
+//! What you implement against, in modules: [`adapter`] (a framework
+//! adapter), [`keys`] (a key source), [`stores`] (a revocation or refresh
+//! store).
 
 mod admit;
 #[cfg(feature = "aws-lc-rs")]
@@ -66,10 +73,11 @@ mod revocation;
 mod roles;
 mod session;
 mod source;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod verify;
 
-pub use admit::{Admission, Admitted, PendingAdmission};
 pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
 pub use config::VerifierConfig;
 pub use cookies::{CookieSettings, DEFAULT_REFRESH_COOKIE};
@@ -80,27 +88,66 @@ pub use issue::{
 };
 pub use jsonwebtoken::jwk;
 pub use jsonwebtoken::Algorithm;
-pub use key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet, MultiIssuer};
+pub use key::{Key, KeyProvider, KeySet, MultiIssuer};
 pub use key_ring::{
     KeyRing, KeyRingBuilder, RotationPlan, DEFAULT_MAX_KEYS, DEFAULT_PROPAGATION_DELAY,
     DEFAULT_RETENTION,
 };
 pub use profile::{Profile, TokenMarker};
-pub use revocation::{
-    Denylist, EntryKind, InMemoryRevocationStore, RevocationEntry, RevocationStore, StoreError,
-    TokenFacts, REVOCATION_GRACE,
-};
+pub use revocation::{InMemoryRevocationStore, RevocationStore, StoreError, REVOCATION_GRACE};
 pub use roles::{ClaimPath, RoleClaim, RoleRequirement};
 pub use session::{
-    Committed, EndpointResponse, InMemoryRefreshStore, NewFamily, RefreshHook, RefreshInput,
-    RefreshStore, RotateRequest, Rotation, SessionError, Sessions, SessionsBuilder, TokenPair,
-    UserStatus, DEFAULT_MAX_SESSIONS_PER_SUBJECT,
+    EndpointResponse, InMemoryRefreshStore, RefreshHook, RefreshStore, SessionError, Sessions,
+    SessionsBuilder, TokenPair, UserStatus, DEFAULT_MAX_SESSIONS_PER_SUBJECT,
 };
 pub use source::{Found, RequestHeaders, TokenSource, DEFAULT_ACCESS_COOKIE};
 pub use verify::{
-    Anonymous, Attempt, AuthMode, AuthState, PendingVerification, Readiness, RegisteredClaims,
-    TokenType, Verified, Verifier, VerifierBuilder, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME,
-    DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,
+    Readiness, RegisteredClaims, TokenType, Verified, Verifier, VerifierBuilder, DEFAULT_LEEWAY,
+    DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_BYTES, MAX_LEEWAY,
+};
+
+/// For authors of framework adapters (keycard's own tower, axum and actix
+/// crates use exactly this): the one call per request
+/// ([`Verifier::admit`]), what it leaves in the request, and the one place
+/// that reads it back ([`adapter::AuthState`]).
+pub mod adapter {
+    pub use crate::admit::{Admission, Admitted, PendingAdmission};
+    pub use crate::source::{Found, RequestHeaders};
+    pub use crate::verify::{Anonymous, Attempt, AuthMode, AuthState, PendingVerification};
+}
+
+/// For authors of key sources: what a [`KeyProvider`] answers and returns.
+pub mod keys {
+    pub use crate::key::{BoxFuture, Key, KeyLookup, KeyProvider, KeySet, MultiIssuer};
+}
+
+/// For authors of revocation and refresh stores (keycard-redis implements
+/// these): the denylist, what a store is asked, and what it answers.
+pub mod stores {
+    pub use crate::key::BoxFuture;
+    pub use crate::revocation::{
+        Denylist, EntryKind, InMemoryRevocationStore, RevocationEntry, RevocationStore, StoreError,
+        TokenFacts, REVOCATION_GRACE,
+    };
+    pub use crate::session::{
+        Committed, InMemoryRefreshStore, NewFamily, RefreshInput, RefreshStore, RotateRequest,
+        Rotation,
+    };
+}
+
+// The same items at the root, for code written before the modules above
+// existed; hidden from the documentation.
+#[doc(hidden)]
+pub use adapter::{
+    Admission, Admitted, Anonymous, Attempt, AuthMode, AuthState, PendingAdmission,
+    PendingVerification,
+};
+#[doc(hidden)]
+pub use keys::{BoxFuture, KeyLookup};
+#[doc(hidden)]
+pub use stores::{
+    Committed, Denylist, EntryKind, NewFamily, RefreshInput, RevocationEntry, RotateRequest,
+    Rotation, TokenFacts,
 };
 
 /// Select jsonwebtoken's crypto backend for this process (aws-lc-rs when

@@ -480,6 +480,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_errors_never_quote_the_value() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"exp":"SECRET-VALUE-IN-EXP"}"#, "wrong type or value"),
+            (br#"{"exp":1,"sub":12345678901}"#, "wrong type or value"),
+            (br#"{"exp":1,"exp":2}"#, "duplicate member name"),
+            (br#"{"exp":1,"sub":"SECRET-VALUE"#, "truncated JSON"),
+        ];
+        for (payload, want) in cases {
+            let e = payload_pass(payload).err().expect("an error");
+            let d = json_error_detail(&e);
+            assert!(d.contains(want), "{d}");
+            assert!(!d.contains("SECRET") && !d.contains("12345678901"), "{d}");
+        }
+    }
+
+    #[test]
     fn duplicates_anywhere() {
         assert!(check_no_duplicates(br#"{"a":1,"b":{"c":[{"d":1,"e":2}]}}"#));
         assert!(!check_no_duplicates(br#"{"a":1,"a":1}"#));
@@ -617,4 +633,44 @@ pub(crate) fn payload_pass(payload: &[u8]) -> Result<PayloadFacts<'_>, serde_jso
     let facts = PayloadPass.deserialize(&mut de)?;
     de.end()?;
     Ok(facts)
+}
+
+/// A JSON error as a log-safe detail: what kind of problem and where, never
+/// the value that caused it (serde's messages quote values, and a claim
+/// value must not reach a log). A missing field keeps its name, which comes
+/// from the type, not from the token.
+pub(crate) fn json_error_detail(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let msg = e.to_string();
+    let what = match e.classify() {
+        Category::Syntax => "not valid JSON".to_owned(),
+        Category::Eof => "truncated JSON".to_owned(),
+        Category::Io => "unreadable".to_owned(),
+        Category::Data if msg.starts_with("duplicate member name") => {
+            "duplicate member name".to_owned()
+        }
+        Category::Data if msg.starts_with("non-finite NumericDate") => {
+            "non-finite NumericDate".to_owned()
+        }
+        Category::Data if msg.starts_with("missing field `") => msg
+            .split(" at line")
+            .next()
+            .unwrap_or("missing field")
+            .chars()
+            .take(96)
+            .collect(),
+        Category::Data => {
+            // "invalid type: string \"...\", expected u64": keep only the
+            // expectation, which is the type's, when it quotes nothing.
+            let expected = msg
+                .split_once(", expected ")
+                .map(|(_, x)| x.split(" at line").next().unwrap_or(""))
+                .filter(|x| x.len() <= 64 && !x.contains(['"', '`', '\'']));
+            match expected {
+                Some(x) => format!("a member has the wrong type or value (expected {x})"),
+                None => "a member has the wrong type or value".to_owned(),
+            }
+        }
+    };
+    format!("{what} at column {}", e.column())
 }

@@ -179,7 +179,7 @@ fn errors_name_the_field() {
         ("sources = [\"query\"]\n[[providers]]\nissuer = \"https://i\"", "sources (KEYCARD_TOKEN_SOURCES): \"query\""),
         ("cookie_name = \"a b\"\n[[providers]]\nissuer = \"https://i\"", "cookie_name"),
         ("allowed_origins = [\"app.example\"]\n[[providers]]\nissuer = \"https://i\"", "allowed_origins"),
-        ("[[providers]]\nissuer = \"https://a\"\n[[providers]]\njwks_url = \"https://b/jwks\"", "providers[1].issuer: required when there are several providers"),
+        ("[[providers]]\nissuer = \"https://a\"\n[[providers]]\njwks_url = \"https://b/jwks\"", "providers[1].issuer: required"),
         ("[[providers]]\nissuer = \"https://a\"\n[[providers]]\nissuer = \"https://a\"", "providers[1].issuer: \"https://a\" appears twice"),
                 ("[[providers]]\naudiences = []\nissuer = \"https://a\"", "providers[0].audiences: empty list"),
         ("[[providers]]\nkeys = [{ alg = \"HS256\", secret_env = \"KEYCARD_CONFIG_TEST_UNSET\" }]", "providers[0].keys[0].secret_env: the variable KEYCARD_CONFIG_TEST_UNSET is not set"),
@@ -281,6 +281,7 @@ async fn a_remote_provider_that_is_down_builds_and_reports_not_ready() {
             "KEYCARD_JWKS_URL",
             &format!("http://127.0.0.1:{port}/jwks.json"),
         ),
+        ("KEYCARD_ISSUER", "https://a.example"),
         ("KEYCARD_ALLOW_HTTP", "1"),
         ("KEYCARD_AUDIENCE", "api"),
         ("KEYCARD_JWKS_COOLDOWN_SECS", "1"),
@@ -296,4 +297,118 @@ async fn a_remote_provider_that_is_down_builds_and_reports_not_ready() {
         .unwrap()
         .unwrap_err();
     assert_eq!(err.kind(), AuthErrorKind::KeysUnavailable);
+}
+
+#[tokio::test]
+async fn the_issuer_is_required_unless_any_issuer_is_asked_for_by_name() {
+    std::env::set_var("KEYCARD_CONFIG_TEST_SECRET_ANY", SECRET_A);
+    let keys =
+        "keys = [{ alg = \"HS256\", kid = \"a1\", secret_env = \"KEYCARD_CONFIG_TEST_SECRET_ANY\" }]";
+    let got = error_of(&format!("[[providers]]\n{keys}"));
+    assert!(
+        got.starts_with("providers[0].issuer (KEYCARD_ISSUER): required"),
+        "{got}"
+    );
+    let got = error_of(&format!(
+        "[[providers]]\nissuer = \"https://a.example\"\ninsecure_any_issuer = true\n{keys}"
+    ));
+    assert!(got.contains("insecure_any_issuer"), "{got}");
+    let v = VerifierConfig::from_toml_str(&format!(
+        "[[providers]]\ninsecure_any_issuer = true\naudiences = [\"orders\"]\n{keys}"
+    ))
+    .unwrap()
+    .build()
+    .unwrap();
+    for iss in ["https://a.example", "https://anyone.example"] {
+        v.verify(&token(&issuer(SECRET_A, "a1", iss, "orders")))
+            .await
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_toml_error_never_repeats_the_line_it_is_on() {
+    let got = error_of(
+        "[[providers]]\nissuer = \"https://a\"\nkeys = [{ alg = \"HS256\", secret = \"TOP-SECRET-VALUE-123\" }]",
+    );
+    assert!(got.contains("unknown field `secret`"), "{got}");
+    assert!(got.contains("line 3"), "{got}");
+    assert!(!got.contains("TOP-SECRET-VALUE-123"), "{got}");
+    let got = error_of("revocation_url = 5 # redis://user:PASSWORD-IN-FILE@host");
+    assert!(!got.contains("PASSWORD-IN-FILE"), "{got}");
+}
+
+#[test]
+fn a_public_key_file_is_never_an_hmac_secret() {
+    let got = error_of(&format!(
+        "[[providers]]\nissuer = \"https://a\"\nkeys = [{{ alg = \"HS256\", secret_file = {:?} }}]",
+        fixture("rsa2048.pub.pem")
+    ));
+    assert!(got.starts_with("providers[0].keys[0]"), "{got}");
+}
+
+#[test]
+fn environment_lists_that_are_set_must_name_something_and_cannot_pick_a_provider() {
+    let got = VerifierConfig::from_vars(vars(&[
+        ("KEYCARD_ISSUER", "https://i"),
+        ("KEYCARD_AUDIENCE", " , "),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert_eq!(got, "audiences (KEYCARD_AUDIENCE): set but empty");
+
+    let file =
+        std::env::temp_dir().join(format!("keycard-config-multi-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        "[[providers]]\nissuer = \"https://a\"\n[[providers]]\nissuer = \"https://b\"\n",
+    )
+    .unwrap();
+    let got = VerifierConfig::from_vars(vars(&[
+        ("KEYCARD_CONFIG", file.to_str().unwrap()),
+        ("KEYCARD_ISSUER", "https://c"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        got.starts_with(
+            "providers[0].issuer (KEYCARD_ISSUER): the configuration file has several providers"
+        ),
+        "{got}"
+    );
+}
+
+#[tokio::test]
+async fn apply_carries_the_audiences_to_a_builder_with_its_own_keys() {
+    let config = VerifierConfig::from_vars(vars(&[("KEYCARD_AUDIENCE", "orders")])).unwrap();
+    let v = config
+        .apply(
+            keycard_core::Verifier::builder().key(
+                keycard_core::Key::hs256(SECRET_A.as_bytes())
+                    .unwrap()
+                    .with_kid("a1"),
+            ),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+    v.verify(&token(&issuer(
+        SECRET_A,
+        "a1",
+        "https://a.example",
+        "orders",
+    )))
+    .await
+    .unwrap();
+    let wrong = v
+        .verify(&token(&issuer(
+            SECRET_A,
+            "a1",
+            "https://a.example",
+            "billing",
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind(), AuthErrorKind::WrongAudience);
 }

@@ -60,6 +60,8 @@ mod refresh;
 mod revocation;
 mod scripts;
 mod sync;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod view;
 

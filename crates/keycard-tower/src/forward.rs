@@ -136,6 +136,19 @@ pub fn prepare_upstream_request<B>(req: &mut http::Request<B>, by: &ForwardedBy)
     }
 }
 
+/// Whether `req` is a CORS preflight that [`crate::JwtAuth`] let through
+/// unauthenticated (see `VerifierBuilder::authenticate_cors_preflights`).
+/// A gateway must not forward one: upstream services would receive a
+/// request nobody authenticated. Answer it with the gateway's own CORS
+/// layer, or refuse it (the microservices example answers 403).
+pub fn is_unauthenticated_preflight<B>(req: &http::Request<B>) -> bool {
+    req.extensions().get::<keycard_core::Verified>().is_none()
+        && req
+            .extensions()
+            .get::<keycard_core::adapter::Anonymous>()
+            .is_some_and(keycard_core::adapter::Anonymous::is_preflight)
+}
+
 /// Strip hop-by-hop headers from an upstream's response before the gateway
 /// returns it.
 pub fn prepare_downstream_response<B>(res: &mut http::Response<B>) {

@@ -39,6 +39,12 @@ impl VerifierConfig {
     /// configuration that applied once applies again.
     pub fn apply(&self, b: VerifierBuilder) -> Result<VerifierBuilder, ConfigError> {
         let mut b = b;
+        for aud in &self.audiences {
+            if aud.trim().is_empty() {
+                return Err(field_error("audiences", "an empty audience"));
+            }
+            b = b.audience(aud.clone());
+        }
         let algorithms = self.parsed_algorithms()?;
         if let Some(algs) = &algorithms {
             b = b.algorithms(algs.iter().copied());
@@ -208,31 +214,56 @@ impl VerifierConfig {
         let mut multi = crate::MultiIssuer::new();
         for (i, p) in self.providers.iter().enumerate() {
             let at = |f: &str| format!("providers[{i}].{f}");
-            let audiences = match &p.audiences {
+            let own_audiences = match &p.audiences {
                 Some(a) if a.is_empty() => return Err(field_error(&at("audiences"), "empty list")),
-                Some(a) => a.clone(),
-                None => self.audiences.clone(),
+                other => other.clone(),
             };
+            // Keys first, so that a wrong URL is named before a missing issuer.
             let keys = provider_keys(p, i, algorithms)?;
-            if several {
-                let Some(iss) = &p.issuer else {
+            let any_issuer = p.insecure_any_issuer == Some(true);
+            let issuer = match (&p.issuer, any_issuer) {
+                (Some(_), true) => {
+                    return Err(field_error(
+                        &at("insecure_any_issuer"),
+                        "contradicts the issuer that is set",
+                    ))
+                }
+                (Some(iss), false) => Some(iss.clone()),
+                (None, true) if several => {
                     return Err(field_error(
                         &at("issuer"),
                         "required when there are several providers",
-                    ));
-                };
+                    ))
+                }
+                (None, true) => None,
+                (None, false) => {
+                    return Err(field_error(
+                        &at("issuer"),
+                        "required: tokens are checked to come from this issuer (insecure_any_issuer = true, or KEYCARD_INSECURE_ANY_ISSUER=1, accepts any)",
+                    ))
+                }
+            };
+            if several {
+                let iss = issuer.unwrap_or_default();
                 if multi.issuers().any(|known| known == iss) {
                     return Err(field_error(&at("issuer"), format!("{iss:?} appears twice")));
                 }
                 multi = multi.issuer(iss.clone(), keys);
-                b = b.issuer_with_audiences(iss.clone(), audiences);
+                b = b.issuer_with_audiences(
+                    iss,
+                    own_audiences.unwrap_or_else(|| self.audiences.clone()),
+                );
             } else {
                 b = b.key_provider(keys);
-                if let Some(iss) = &p.issuer {
-                    b = b.issuer(iss.clone());
-                }
-                for aud in audiences {
-                    b = b.audience(aud);
+                match (issuer, own_audiences) {
+                    (Some(iss), Some(auds)) => b = b.issuer_with_audiences(iss, auds),
+                    (Some(iss), None) => b = b.issuer(iss),
+                    (None, Some(auds)) => {
+                        for aud in auds {
+                            b = b.audience(aud);
+                        }
+                    }
+                    (None, None) => {}
                 }
             }
         }

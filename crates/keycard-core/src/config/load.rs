@@ -52,10 +52,35 @@ impl VerifierConfig {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         #[cfg(feature = "toml")]
         {
-            toml::from_str(text).map_err(|e| {
-                // toml names the key (`unknown field ...`, `invalid type ...
-                // for key ...`) and shows the line.
-                ConfigError::InvalidSetting(e.to_string().trim_end().to_owned())
+            toml::from_str(text).map_err(|e: toml::de::Error| {
+                // The message names the key; the position says where. The
+                // offending line itself is not repeated: it may hold a secret.
+                let (key, at) = match e.span() {
+                    Some(span) => {
+                        let start = span.start.min(text.len());
+                        let before = &text[..start];
+                        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                        let line_no = before.matches('\n').count() + 1;
+                        let column = before[line_start..].chars().count() + 1;
+                        // The key of the line (the text before `=`) names the
+                        // field; what follows `=` is never shown.
+                        let line = &text[line_start..];
+                        let key = line
+                            .split('\n')
+                            .next()
+                            .and_then(|l| l.split_once('='))
+                            .map(|(k, _)| k.trim())
+                            .filter(|k| !k.is_empty() && !k.contains(['"', '\'']))
+                            .map(|k| format!("{k}: "));
+                        (key, format!(" (line {line_no}, column {column})"))
+                    }
+                    None => (None, String::new()),
+                };
+                ConfigError::InvalidSetting(format!(
+                    "{}{}{at}",
+                    key.unwrap_or_default(),
+                    e.message().trim_end(),
+                ))
             })
         }
         #[cfg(not(feature = "toml"))]
@@ -100,9 +125,20 @@ impl VerifierConfig {
             "providers[0].jwks_cooldown_secs",
             "providers[0].jwks_max_staleness_secs",
             "providers[0].insecure_allow_http_loopback",
+            "providers[0].insecure_any_issuer",
         ];
-        if provider_vars.iter().any(|f| var(f).is_some()) && self.providers.is_empty() {
-            self.providers.push(ProviderConfig::default());
+        if let Some(set) = provider_vars.iter().find(|f| var(f).is_some()) {
+            if self.providers.len() > 1 {
+                // Which of several providers would an environment variable
+                // change? Refuse rather than rebind one silently.
+                return Err(field_error(
+                    set,
+                    "the configuration file has several providers: set provider fields in the file",
+                ));
+            }
+            if self.providers.is_empty() {
+                self.providers.push(ProviderConfig::default());
+            }
         }
         if let Some(p) = self.providers.first_mut() {
             if let Some(v) = var("providers[0].issuer") {
@@ -122,12 +158,15 @@ impl VerifierConfig {
                 p.insecure_allow_http_loopback =
                     Some(flag("providers[0].insecure_allow_http_loopback", &v)?);
             }
+            if let Some(v) = var("providers[0].insecure_any_issuer") {
+                p.insecure_any_issuer = Some(flag("providers[0].insecure_any_issuer", &v)?);
+            }
         }
         if let Some(v) = var("audiences") {
-            self.audiences = list(&v);
+            self.audiences = nonempty_list("audiences", &v)?;
         }
         if let Some(v) = var("algorithms") {
-            self.algorithms = Some(list(&v));
+            self.algorithms = Some(nonempty_list("algorithms", &v)?);
         }
         if let Some(v) = var("leeway_secs") {
             self.leeway_secs = Some(number("leeway_secs", &v)?);
@@ -145,22 +184,22 @@ impl VerifierConfig {
             self.client_id = Some(v);
         }
         if let Some(v) = var("role_claims") {
-            self.role_claims = Some(list(&v));
+            self.role_claims = Some(nonempty_list("role_claims", &v)?);
         }
         if let Some(v) = var("scope_claims") {
-            self.scope_claims = Some(list(&v));
+            self.scope_claims = Some(nonempty_list("scope_claims", &v)?);
         }
         if let Some(v) = var("require_subject") {
             self.require_subject = Some(flag("require_subject", &v)?);
         }
         if let Some(v) = var("sources") {
-            self.sources = Some(list(&v));
+            self.sources = Some(nonempty_list("sources", &v)?);
         }
         if let Some(v) = var("cookie_name") {
             self.cookie_name = Some(v);
         }
         if let Some(v) = var("allowed_origins") {
-            self.allowed_origins = list(&v);
+            self.allowed_origins = nonempty_list("allowed_origins", &v)?;
         }
         if let Some(v) = var("trust_forwarded_origin") {
             self.trust_forwarded_origin = Some(flag("trust_forwarded_origin", &v)?);
@@ -179,4 +218,13 @@ impl VerifierConfig {
         }
         Ok(())
     }
+}
+
+/// A comma-separated list that was set must name something.
+fn nonempty_list(field: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let items = list(value);
+    if items.is_empty() {
+        return Err(field_error(field, "set but empty"));
+    }
+    Ok(items)
 }

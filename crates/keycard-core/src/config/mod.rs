@@ -139,8 +139,8 @@ pub struct VerifierConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ProviderConfig {
-    /// The `iss` its tokens carry, required and checked (env
-    /// `KEYCARD_ISSUER`). Needed with several providers and for discovery.
+    /// The `iss` its tokens must carry (env `KEYCARD_ISSUER`). Required
+    /// (unless `insecure_any_issuer`), and the base of OIDC discovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     /// Its JWKS URL (env `KEYCARD_JWKS_URL`). Without it and without `keys`,
@@ -162,6 +162,11 @@ pub struct ProviderConfig {
     /// `KEYCARD_JWKS_MAX_STALENESS_SECS`; default one day).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_max_staleness_secs: Option<u64>,
+    /// Accept tokens whatever their `iss` (env
+    /// `KEYCARD_INSECURE_ANY_ISSUER=1`): only for a key set that one issuer
+    /// alone signs with. Without it, `issuer` is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_any_issuer: Option<bool>,
     /// Allow a plain-http loopback JWKS or issuer URL (tests, local
     /// development; env `KEYCARD_ALLOW_HTTP=1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -152,7 +152,7 @@ impl Inner {
         match tokio::time::timeout(self.cfg.timeout, self.get_bytes_unbounded(url)).await {
             Ok(r) => r,
             Err(_) => Err(JwksError::Fetch {
-                url: url.to_owned(),
+                url: redact_url(url),
                 reason: format!("no complete answer within {:?}", self.cfg.timeout),
             }),
         }
@@ -163,7 +163,7 @@ impl Inner {
         url: &str,
     ) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
         let fail = |reason: String| JwksError::Fetch {
-            url: url.to_owned(),
+            url: redact_url(url),
             reason,
         };
         let mut res = self
@@ -172,7 +172,7 @@ impl Inner {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.without_url().to_string()))?;
         if !res.status().is_success() {
             return Err(fail(format!("status {}", res.status())));
         }
@@ -188,7 +188,11 @@ impl Inner {
             return Err(fail("response too large".into()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| fail(e.to_string()))? {
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?
+        {
             if body.len() + chunk.len() > self.cfg.max_bytes {
                 return Err(fail("response too large".into()));
             }
@@ -219,7 +223,7 @@ impl Inner {
                 Err(e) => return Err(e),
             };
             let invalid = |reason: &str| JwksError::Invalid {
-                url: discovery.clone(),
+                url: redact_url(&discovery),
                 reason: reason.to_owned(),
             };
             let doc: Value = serde_json::from_slice(&body).map_err(|_| invalid("not JSON"))?;
@@ -238,7 +242,7 @@ impl Inner {
             return Ok(jwks_uri.to_owned());
         }
         Err(last.unwrap_or_else(|| JwksError::Fetch {
-            url: issuer.clone(),
+            url: redact_url(issuer),
             reason: "no discovery document".into(),
         }))
     }
@@ -249,7 +253,7 @@ impl Inner {
             let url = self.jwks_url().await?;
             let (body, max_age) = self.get_bytes(&url).await?;
             let keys = parse_jwks(&body, &self.cfg).map_err(|reason| JwksError::Invalid {
-                url: url.clone(),
+                url: redact_url(&url),
                 reason,
             })?;
             let ttl = max_age

@@ -262,14 +262,40 @@ impl JwksBuilder {
     }
 }
 
+/// A URL as errors, logs and readiness show it: no user info, no query
+/// (either may hold a credential), no fragment.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return "<unparsable URL>".into();
+    };
+    let had_user = !parsed.username().is_empty() || parsed.password().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let had_query = parsed.query().is_some();
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let mut shown = parsed.to_string();
+    if had_user {
+        if let Some((scheme, rest)) = shown.split_once("://") {
+            shown = format!("{scheme}://<redacted>@{rest}");
+        }
+    }
+    if had_query {
+        shown.push_str("?<redacted>");
+    }
+    shown
+}
+
 fn check_url(url: &str, allow_http_loopback: bool) -> Result<Url, JwksError> {
-    let parsed = Url::parse(url)
-        .map_err(|e| ConfigError::InvalidSetting(format!("invalid JWKS URL {url:?}: {e}")))?;
+    let parsed = Url::parse(url).map_err(|e| {
+        ConfigError::InvalidSetting(format!("invalid JWKS URL {}: {e}", redact_url(url)))
+    })?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if allow_http_loopback && is_loopback(&parsed) => Ok(parsed),
         "http" => Err(ConfigError::InvalidSetting(format!(
-            "{url} is plain http: use https (plain http is allowed only for loopback, by explicit opt-in)"
+            "{} is plain http: use https (plain http is allowed only for loopback, by explicit opt-in)",
+            redact_url(url)
         ))
         .into()),
         other => Err(ConfigError::InvalidSetting(format!("unsupported URL scheme {other:?}")).into()),
@@ -383,6 +409,27 @@ impl KeyProvider for RemoteJwks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            redact_url("https://user:PASSWORD@idp.example/jwks.json?api_key=KEY#frag"),
+            "https://<redacted>@idp.example/jwks.json?<redacted>"
+        );
+        assert_eq!(
+            redact_url("https://idp.example/jwks.json"),
+            "https://idp.example/jwks.json"
+        );
+        assert_eq!(redact_url("not a url"), "<unparsable URL>");
+        let err = RemoteJwks::builder("http://u:PASSWORD@idp.example/jwks.json?k=SECRET")
+            .build_lazy()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("PASSWORD") && !err.contains("SECRET"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {

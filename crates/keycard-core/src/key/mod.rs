@@ -99,6 +99,14 @@ impl Key {
                 got: secret.len(),
             });
         }
+        if looks_like_a_key(secret) {
+            // Public keys are public: as an HMAC secret, one lets anyone
+            // who fetched it sign tokens (RFC 8725 §2.1, §3.1).
+            return Err(ConfigError::KeyTypeMismatch {
+                alg,
+                key: "PEM, DER or JWK",
+            });
+        }
         Ok(Self::unchecked(alg, DecodingKey::from_secret(secret)))
     }
 
@@ -303,6 +311,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_in_a_key_format_is_never_an_hmac_secret() {
+        let pem: &[u8] = include_bytes!("../../../../tests/fixtures/rsa2048.pub.pem");
+        let jwk = br#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+        let der = {
+            let b64: String = std::str::from_utf8(pem)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect();
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap()
+        };
+        for (name, bytes) in [("pem", pem.to_vec()), ("jwk", jwk.to_vec()), ("der", der)] {
+            assert!(
+                matches!(
+                    Key::hmac(Algorithm::HS256, &bytes),
+                    Err(ConfigError::KeyTypeMismatch { .. })
+                ),
+                "{name}"
+            );
+            assert!(
+                crate::SigningKey::hmac(Algorithm::HS512, &bytes).is_err(),
+                "{name}"
+            );
+        }
+        // Ordinary secrets, including ones that start like DER or JSON.
+        for ok in [
+            &b"0\x10-not-der-but-long-enough-to-be-a-secret!!"[..],
+            br#"{"not":"a jwk","but":"a long enough secret"}"#,
+            b"a-perfectly-fine-secret-of-32-bytes-or-more",
+        ] {
+            Key::hmac(Algorithm::HS256, ok).unwrap();
+        }
+    }
+
+    #[test]
     fn short_hmac_secret_is_config_error() {
         assert!(matches!(
             Key::hs256([0u8; 31]),
@@ -340,4 +383,36 @@ mod tests {
         assert_eq!(modulus_bits(&[0x01, 0xff]), 9);
         assert_eq!(modulus_bits(&[]), 0);
     }
+}
+
+/// Whether bytes given as an HMAC secret are in fact a key in a key format:
+/// PEM (`-----BEGIN`), a JWK (a JSON object with `kty`), or DER (an ASN.1
+/// SEQUENCE whose length covers exactly the input). Such bytes are usually
+/// a public key, and a public key must never become an HMAC secret.
+pub(crate) fn looks_like_a_key(secret: &[u8]) -> bool {
+    let trimmed = secret.trim_ascii();
+    if trimmed.starts_with(b"-----BEGIN") {
+        return true;
+    }
+    if trimmed.first() == Some(&b'{') {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(trimmed) {
+            return o.contains_key("kty");
+        }
+    }
+    // DER: 0x30, then a definite length that spans the rest of the input.
+    if let [0x30, len, rest @ ..] = secret {
+        let declared = match *len {
+            l @ 0..=0x7f => Some((usize::from(l), rest)),
+            0x81 => rest.split_first().map(|(l, r)| (usize::from(*l), r)),
+            0x82 => match rest {
+                [a, b, r @ ..] => Some(((usize::from(*a) << 8) | usize::from(*b), r)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((n, body)) = declared {
+            return n == body.len();
+        }
+    }
+    false
 }

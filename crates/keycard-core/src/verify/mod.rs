@@ -382,6 +382,11 @@ impl Verifier {
         Some((found, alg, kid))
     }
 
+    /// Whether no configured source (header, cookie) holds anything.
+    pub(crate) fn carries_no_token<H: RequestHeaders + ?Sized>(&self, headers: &H) -> bool {
+        matches!(self.0.sources.find(headers), Ok(None))
+    }
+
     /// The raw token of a request, as [`Verifier::authenticate_now`] finds it.
     pub(crate) fn find_token<'h, H: RequestHeaders + ?Sized>(
         &self,

@@ -100,7 +100,8 @@ pub(crate) fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
     }
     let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
     let facts = crate::parse::payload_pass(&payload).map_err(|e| {
-        AuthError::new(AuthErrorKind::MalformedToken).with_detail(format!("payload: {e}"))
+        AuthError::new(AuthErrorKind::MalformedToken)
+            .with_detail(format!("payload: {}", crate::parse::json_error_detail(&e)))
     })?;
     let Some(exp) = facts.exp.as_ref().map(|n| n.0) else {
         return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("exp"));

@@ -123,7 +123,10 @@ impl Verified {
         serde_json::from_slice(&self.inner.payload).map_err(|e| {
             AuthError::new(AuthErrorKind::InvalidClaimType)
                 .with_realm(self.inner.claims_config.realm.clone())
-                .with_detail(format!("claims do not fit the requested type: {e}"))
+                .with_detail(format!(
+                    "claims do not fit the requested type: {}",
+                    crate::parse::json_error_detail(&e)
+                ))
         })
     }
 
