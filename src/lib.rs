@@ -41,11 +41,14 @@
 //! | `actix` | no | [`actix`]: middleware, extractor and role guards for actix-web |
 //! | `redis` | no | [`redis`]: revocation and refresh stores shared by a cluster |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[doc(inline)]
 pub use keycard_core::*;
 
 /// The tower adapter (feature `tower`).
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower {
     #[doc(inline)]
     pub use keycard_tower::*;
@@ -53,6 +56,7 @@ pub mod tower {
 
 /// The axum adapter (feature `axum`).
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum {
     #[doc(inline)]
     pub use keycard_axum::*;
@@ -60,6 +64,7 @@ pub mod axum {
 
 /// Redis-backed stores for clusters (feature `redis`).
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis {
     #[doc(inline)]
     pub use keycard_redis::*;
@@ -67,7 +72,14 @@ pub mod redis {
 
 /// The actix-web adapter (feature `actix`).
 #[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub mod actix {
     #[doc(inline)]
     pub use keycard_actix::*;
 }
+
+/// The README's code blocks, compiled and run as doctests (with the
+/// features they use).
+#[cfg(all(doctest, feature = "actix", feature = "redis", feature = "testing"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

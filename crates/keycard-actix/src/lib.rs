@@ -28,6 +28,8 @@
 //! # });
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod extract;
 mod guard;
 mod middleware;

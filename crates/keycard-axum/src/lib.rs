@@ -29,6 +29,8 @@
 //! any handler runs. Without the layer, the extractor answers 500 with a
 //! message naming the missing layer.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use std::ops::{Deref, DerefMut};
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};

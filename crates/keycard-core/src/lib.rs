@@ -50,6 +50,8 @@
 //! adapter), [`keys`] (a key source), [`stores`] (a revocation or refresh
 //! store).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod admit;
 #[cfg(feature = "aws-lc-rs")]
 mod aws_lc;
@@ -63,6 +65,7 @@ mod error;
 mod issue;
 mod json;
 #[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks;
 mod key;
 mod key_ring;

@@ -55,6 +55,8 @@
 //! refresh family that expires with the session, and one sorted set
 //! `rfsub:<sub>` per subject indexing its families.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod config;
 mod refresh;
 mod revocation;

@@ -24,6 +24,8 @@
 //! # }).unwrap();
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod forward;
 mod future;
 mod layer;

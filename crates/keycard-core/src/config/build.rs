@@ -93,10 +93,16 @@ impl VerifierConfig {
         if self.insecure_plain_http_origin == Some(true) {
             b = b.insecure_plain_http_origin();
         }
-        if let Some(n) = self.cache_size {
-            if n > 0 {
+        if let Some(n) = self.cache_size.filter(|n| *n > 0) {
+            #[cfg(feature = "cache")]
+            {
                 b = b.cache_verified_tokens(n);
             }
+            #[cfg(not(feature = "cache"))]
+            return Err(field_error(
+                "cache_size",
+                format!("a cache of {n} tokens needs keycard's `cache` feature"),
+            ));
         }
         if let Some(realm) = &self.realm {
             if realm.is_empty()

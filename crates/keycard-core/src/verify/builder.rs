@@ -40,6 +40,7 @@ pub struct VerifierBuilder {
     pub(crate) fail_open: bool,
     pub(crate) csrf: CsrfPolicy,
     pub(crate) reference_signatures: bool,
+    #[cfg(feature = "cache")]
     pub(crate) cache_capacity: Option<u64>,
     pub(crate) clock: Option<Arc<dyn crate::clock::Clock>>,
     pub(crate) algorithms: Option<Vec<Algorithm>>,
@@ -293,6 +294,8 @@ impl VerifierBuilder {
     /// checks `exp`/`nbf` and revocation, compares the token byte for byte,
     /// and requires the verifying key to still be in the key set; entries
     /// never outlive their token.
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
     pub fn cache_verified_tokens(mut self, capacity: u64) -> Self {
         self.cache_capacity = Some(capacity);
         self
@@ -441,7 +444,10 @@ impl VerifierBuilder {
             fail_open: self.fail_open,
             csrf: self.csrf,
             reference_signatures: self.reference_signatures,
+            #[cfg(feature = "cache")]
             cache: self.cache_capacity.map(crate::cache::TokenCache::new),
+            #[cfg(not(feature = "cache"))]
+            cache: None,
             clock,
             algorithms: self
                 .algorithms
