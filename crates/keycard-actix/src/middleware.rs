@@ -326,3 +326,133 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{test, web, App, HttpResponse};
+    use keycard_core::{AuthError, AuthErrorKind, Key, SigningKey, TokenIssuer, TokenType};
+
+    use super::*;
+    use crate::{Authenticated, OptionalAuthenticated};
+
+    const SECRET: &[u8] = b"actix-unit-test-secret-0123456789abcdef!";
+
+    fn verifier() -> Verifier {
+        Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .audience("api")
+            .build()
+            .unwrap()
+    }
+
+    fn token(roles: &[&str]) -> String {
+        TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+            .audience("api")
+            .build()
+            .unwrap()
+            .issue(
+                TokenType::Access,
+                "alice",
+                None,
+                &serde_json::json!({ "roles": roles }),
+            )
+            .unwrap()
+            .token
+    }
+
+    async fn me(t: Authenticated) -> HttpResponse {
+        HttpResponse::Ok().body(t.subject().unwrap_or_default().to_owned())
+    }
+
+    async fn maybe(t: OptionalAuthenticated) -> HttpResponse {
+        HttpResponse::Ok().body(if t.0.is_some() {
+            "verified"
+        } else {
+            "anonymous"
+        })
+    }
+
+    #[actix_web::test]
+    async fn the_middleware_stores_the_token_and_guards_by_role() {
+        let app = test::init_service(
+            App::new()
+                .wrap(JwtAuth::new(verifier()))
+                .route("/me", web::get().to(me))
+                .service(
+                    web::resource("/admin")
+                        .wrap(RequireRoles::any_of(["admin"]))
+                        .to(me),
+                ),
+        )
+        .await;
+        let bearer = format!("Bearer {}", token(&["user"]));
+        let req = test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("authorization", bearer.clone()))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(test::read_body(res).await, "alice");
+        let req = test::TestRequest::get()
+            .uri("/admin")
+            .insert_header(("authorization", bearer))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 403);
+        assert!(res
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope"));
+        // The refusal carries the error, for logging middleware further out.
+        let kind = res
+            .response()
+            .extensions()
+            .get::<AuthError>()
+            .map(AuthError::kind);
+        assert_eq!(kind, Some(AuthErrorKind::InsufficientRole));
+    }
+
+    #[actix_web::test]
+    async fn a_custom_rejection_gets_the_error_and_keeps_it_attached() {
+        let app = test::init_service(
+            App::new()
+                .wrap(JwtAuth::new(verifier()).with_rejection(|e: AuthError| {
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(e.status()).unwrap())
+                        .body(format!("custom: {}", e.kind().name()))
+                }))
+                .route("/me", web::get().to(me)),
+        )
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/me").to_request()).await;
+        assert_eq!(res.status(), 401);
+        assert!(res.response().extensions().get::<AuthError>().is_some());
+        assert_eq!(test::read_body(res).await, "custom: missing");
+    }
+
+    #[actix_web::test]
+    async fn optional_mode_lets_anonymous_through_and_refuses_bad_tokens() {
+        let app = test::init_service(
+            App::new()
+                .wrap(JwtAuth::new(verifier()).optional())
+                .route("/", web::get().to(maybe)),
+        )
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(test::read_body(res).await, "anonymous");
+        let req = test::TestRequest::get()
+            .uri("/")
+            .insert_header(("authorization", "Bearer a.b.c"))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.status(), 401);
+        let req = test::TestRequest::get()
+            .uri("/")
+            .insert_header(("authorization", format!("Bearer {}", token(&[]))))
+            .to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(test::read_body(res).await, "verified");
+    }
+}

@@ -194,3 +194,107 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
             .map(|v| Authenticated(v.clone())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    use http::Request;
+    use keycard_core::adapter::Anonymous;
+    use keycard_core::{AuthErrorKind, Key, SigningKey, TokenIssuer, TokenType, Verifier};
+
+    use super::*;
+
+    const SECRET: &[u8] = b"axum-unit-test-secret-0123456789abcdef!!";
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Mine {
+        sub: String,
+        level: u8,
+    }
+
+    async fn verified(claims: serde_json::Value) -> Verified {
+        let token = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+            .audience("api")
+            .build()
+            .unwrap()
+            .issue(TokenType::Access, "alice", None, &claims)
+            .unwrap()
+            .token;
+        Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .audience("api")
+            .build()
+            .unwrap()
+            .verify(&token)
+            .await
+            .unwrap()
+    }
+
+    fn parts_with(ext: impl FnOnce(&mut http::Extensions)) -> http::request::Parts {
+        let (mut parts, ()) = Request::get("/").body(()).unwrap().into_parts();
+        ext(&mut parts.extensions);
+        parts
+    }
+
+    #[tokio::test]
+    async fn claims_come_from_what_the_layer_left() {
+        let v = verified(serde_json::json!({"level": 3})).await;
+        let mut parts = parts_with(|e| {
+            e.insert(v);
+        });
+        let Claims(mine) =
+            <Claims<Mine> as FromRequestParts<()>>::from_request_parts(&mut parts, &())
+                .await
+                .unwrap();
+        assert_eq!((mine.sub.as_str(), mine.level), ("alice", 3));
+        // Claims that do not fit the type: 401 invalid_token, no value quoted.
+        let v = verified(serde_json::json!({"level": "SECRET-LEVEL"})).await;
+        let mut parts = parts_with(|e| {
+            e.insert(v);
+        });
+        let err = <Claims<Mine> as FromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        assert_eq!(err.0.kind(), AuthErrorKind::InvalidClaimType);
+        assert!(!err.to_string().contains("SECRET-LEVEL"));
+        assert!(!format!("{:?}", err.0.detail()).contains("SECRET-LEVEL"));
+    }
+
+    #[tokio::test]
+    async fn anonymous_and_missing_layer_are_told_apart() {
+        let mut anon = parts_with(|e| {
+            e.insert(Anonymous::new(Arc::from("keycard")));
+        });
+        let err = <Authenticated as FromRequestParts<()>>::from_request_parts(&mut anon, &())
+            .await
+            .unwrap_err();
+        assert_eq!(err.into_response().status(), 401);
+        let mut nothing = parts_with(|_| {});
+        let err = <Authenticated as FromRequestParts<()>>::from_request_parts(&mut nothing, &())
+            .await
+            .unwrap_err();
+        assert_eq!(err.0.kind(), AuthErrorKind::LayerMissing);
+        assert_eq!(err.into_response().status(), 500);
+    }
+
+    #[test]
+    fn rejections_are_errors_and_convert_from_the_core_ones() {
+        fn handler() -> Result<(), AuthRejection> {
+            Err(AuthError::new(AuthErrorKind::Expired))?;
+            Ok(())
+        }
+        let e = handler().unwrap_err();
+        let as_error: &dyn std::error::Error = &e;
+        assert!(!as_error.to_string().is_empty());
+        let res = e.into_response();
+        assert_eq!(res.status(), 401);
+        assert!(res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        assert!(res.extensions().get::<AuthError>().is_some());
+    }
+}

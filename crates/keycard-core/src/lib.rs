@@ -63,7 +63,6 @@ mod cookies;
 pub mod csrf;
 mod error;
 mod issue;
-mod json;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub mod jwks;

@@ -480,6 +480,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn duplicates_are_refused_at_any_depth_and_nesting_is_bounded() {
+        let ok = br#"{"exp":1,"a":{"x":1},"b":[{"x":1},{"x":2}]}"#;
+        assert!(payload_pass(ok).is_ok());
+        for bad in [
+            &br#"{"exp":1,"exp":2}"#[..],
+            br#"{"exp":1,"a":1,"a":2}"#,
+            br#"{"exp":1,"a":{"x":1,"x":1}}"#,
+            br#"{"exp":1,"a":[{"x":1,"x":1}]}"#,
+            b"[1]",
+            b"{} x",
+            b"",
+        ] {
+            assert!(
+                payload_pass(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // More than 16 members: the spill-over list still sees duplicates.
+        let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
+        assert!(payload_pass(format!("{{{many}\"exp\":1}}").as_bytes()).is_ok());
+        assert!(payload_pass(format!("{{{many}\"k3\":1}}").as_bytes()).is_err());
+        let deep = format!("{{\"exp\":1,\"a\":{}}}", "[".repeat(100_000));
+        assert!(payload_pass(deep.as_bytes()).is_err());
+    }
+
+    #[test]
     fn json_errors_never_quote_the_value() {
         let cases: &[(&[u8], &str)] = &[
             (br#"{"exp":"SECRET-VALUE-IN-EXP"}"#, "wrong type or value"),
@@ -588,21 +615,10 @@ impl<'de> Visitor<'de> for PayloadPass {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let mut facts = PayloadFacts::default();
-        let mut small: [Option<Str<'de>>; 16] = Default::default();
-        let mut n = 0;
-        let mut spill: Vec<Str<'de>> = Vec::new();
-        while let Some(key) = map.next_key::<Str<'de>>()? {
-            if small[..n]
-                .iter()
-                .flatten()
-                .chain(spill.iter())
-                .any(|k| k.0 == key.0)
-            {
-                return Err(de::Error::custom("duplicate member name"));
-            }
-            match key.0.as_ref() {
+        visit_unique_keys(map, |key, map| {
+            match key {
                 "iss" => facts.iss = Some(map.next_value()?),
                 "sub" => facts.sub = Some(map.next_value()?),
                 "aud" => facts.aud = Some(map.next_value()?),
@@ -615,15 +631,17 @@ impl<'de> Visitor<'de> for PayloadPass {
                     map.next_value::<NoDuplicates>()?;
                 }
             }
-            if n < small.len() {
-                small[n] = Some(key);
-                n += 1;
-            } else {
-                spill.push(key);
-            }
-        }
+            Ok(())
+        })?;
         Ok(facts)
     }
+}
+
+/// The claims of a payload that [`payload_pass`] accepted, as a JSON map.
+/// The strict checks (an object, no duplicate members at any depth) already
+/// ran in that pass, so this is a plain parse.
+pub(crate) fn claims_object(payload: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_slice(payload).unwrap_or_default()
 }
 
 /// Run the pass; `Err` for anything but a JSON object without duplicates

@@ -142,7 +142,7 @@ impl Verifier {
                 let marked = want == TokenType::Access
                     && untyped
                     && s.typ_marker.as_ref().is_some_and(|m| {
-                        let claims = crate::json::parse_object(&p.payload).unwrap_or_default();
+                        let claims = crate::parse::claims_object(&p.payload);
                         let ok = m.holds(&claims);
                         claims_map = Some(claims);
                         ok
@@ -155,9 +155,7 @@ impl Verifier {
         if !s.client_ids.is_empty() {
             let claims = match &claims_map {
                 Some(c) => c,
-                None => {
-                    claims_map.insert(crate::json::parse_object(&p.payload).unwrap_or_default())
-                }
+                None => claims_map.insert(crate::parse::claims_object(&p.payload)),
             };
             let ok = s
                 .client_id_claim

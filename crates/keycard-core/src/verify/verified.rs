@@ -134,7 +134,7 @@ impl Verified {
     pub fn claims_json(&self) -> &Map<String, Value> {
         self.inner
             .claims_json
-            .get_or_init(|| crate::json::parse_object(&self.inner.payload).unwrap_or_default())
+            .get_or_init(|| crate::parse::claims_object(&self.inner.payload))
     }
 
     /// The payload's JSON bytes, exactly as signed.
