@@ -19,8 +19,12 @@
 //! names a TOML file (several providers, fixed keys); see the README's
 //! "Operating keycard". `RUST_LOG` sets the log level.
 //!
+//! `KEYCARD_RESOURCE` (default `http://127.0.0.1:$PORT`) is the resource
+//! identifier its RFC 9728 metadata and challenges name.
+//!
 //! Routes: `GET /health` (liveness), `GET /ready` (200 once keys are
 //! loaded, else 503 with the reason), `GET /metrics` (Prometheus),
+//! `GET /.well-known/oauth-protected-resource` (RFC 9728 metadata),
 //! `GET /me`, `GET /admin` (role `admin`).
 //!
 //! It starts even when the identity provider is unreachable (keys are
@@ -53,7 +57,12 @@ async fn main() {
             p.parse()
                 .unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number")))
         });
-    let config = VerifierConfig::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    let mut config = VerifierConfig::from_env().unwrap_or_else(|e| fail(&e.to_string()));
+    // RFC 9728: this service's resource identifier, for its metadata
+    // document and its challenges.
+    config
+        .resource
+        .get_or_insert_with(|| format!("http://127.0.0.1:{port}"));
     if config.providers.is_empty() {
         fail("set KEYCARD_JWKS_URL, or KEYCARD_ISSUER for OIDC discovery (or [[providers]] in the KEYCARD_CONFIG file)");
     }
@@ -66,6 +75,8 @@ async fn main() {
     }
     let verifier = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
     let ready_verifier = verifier.clone();
+    let (metadata_path, metadata) =
+        keycard::axum::resource_metadata(&verifier).unwrap_or_else(|| fail("no resource metadata"));
     let app = Router::new()
         .route("/me", get(me))
         .merge(
@@ -75,6 +86,7 @@ async fn main() {
         )
         .route_layer(JwtAuth::new(verifier))
         .route("/health", get(|| async { "ok" }))
+        .route(&metadata_path, get(metadata))
         .route(
             "/ready",
             get(move || {

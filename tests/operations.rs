@@ -497,6 +497,27 @@ async fn resource_server_starts_while_the_identity_provider_is_down() {
         .await
         .unwrap();
     assert_eq!(me.status(), StatusCode::OK);
+    // RFC 9728: the metadata (KEYCARD_RESOURCE defaults to this service),
+    // and challenges that point to it.
+    let meta: Value = http
+        .get(server.url("/.well-known/oauth-protected-resource"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], server.url(""));
+    assert_eq!(meta["authorization_servers"], json!(["https://idp.test"]));
+    let anon = http.get(server.url("/me")).send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    assert!(anon.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains(&format!(
+            "resource_metadata=\"{}\"",
+            server.url("/.well-known/oauth-protected-resource")
+        )));
     let metrics = http
         .get(server.url("/metrics"))
         .send()

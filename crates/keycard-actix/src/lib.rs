@@ -47,7 +47,7 @@ pub use keycard_core::{AuthError, AuthErrorKind, Verified};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use keycard_core::{EndpointResponse, RequestHeaders};
+use keycard_core::{EndpointResponse, RequestHeaders, Verifier};
 
 /// actix-web's header map seen through the core's [`RequestHeaders`].
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +70,28 @@ pub fn error_response(error: &AuthError) -> HttpResponse {
         res.insert_header(("www-authenticate", challenge));
     }
     res.body(error.body())
+}
+
+/// The RFC 9728 metadata of a verifier that protects a named resource
+/// ([`keycard_core::VerifierBuilder::protected_resource`]) as an actix-web
+/// resource at its path, for `App::service(..)` outside the authentication
+/// middleware. `None` when the verifier names no resource.
+pub fn resource_metadata_service(verifier: &Verifier) -> Option<actix_web::Resource> {
+    let metadata = verifier.resource_metadata()?.clone();
+    let path = metadata.path().to_owned();
+    let body = metadata.to_json();
+    let cache = metadata.cache_control();
+    Some(
+        actix_web::web::resource(path).route(actix_web::web::get().to(move || {
+            let body = body.clone();
+            async move {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .insert_header(("cache-control", cache))
+                    .body(body)
+            }
+        })),
+    )
 }
 
 /// An [`EndpointResponse`] (from the core's refresh, login and logout

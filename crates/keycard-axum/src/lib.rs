@@ -44,6 +44,44 @@ pub use keycard_tower::{
     RequireScopes,
 };
 
+/// The RFC 9728 metadata route of a verifier that protects a named resource
+/// ([`keycard_core::VerifierBuilder::protected_resource`]): its path and a
+/// handler, for `router.route(&path, axum::routing::get(handler))`, outside
+/// the authentication layer. `None` when the verifier names no resource.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use keycard_axum::{resource_metadata, JwtAuth};
+/// use keycard_core::{Key, Verifier};
+///
+/// let verifier = Verifier::builder()
+///     .key(Key::hs256(b"an-example-secret-of-32-bytes-or-more")?)
+///     .issuer("https://auth.example.com")
+///     .audience("https://api.example.com/mcp")
+///     .protected_resource("https://api.example.com/mcp")?
+///     .build()?;
+/// let (path, handler) = resource_metadata(&verifier).expect("a named resource");
+/// let app: Router = Router::new()
+///     .route("/mcp", get(|| async { "ok" }))
+///     .layer(JwtAuth::new(verifier))
+///     .route(&path, get(handler));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn resource_metadata(
+    verifier: &keycard_core::Verifier,
+) -> Option<(
+    String,
+    impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static,
+)> {
+    let metadata = std::sync::Arc::new(verifier.resource_metadata()?.clone());
+    let path = metadata.path().to_owned();
+    Some((path, move || {
+        std::future::ready(keycard_tower::resource_metadata_response::<
+            axum_core::body::Body,
+        >(&metadata))
+    }))
+}
+
 /// The verified claims of the request's token, deserialized into `T`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Claims<T>(pub T);

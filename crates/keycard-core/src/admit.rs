@@ -4,6 +4,7 @@
 //! only store what comes back in their request's extensions, or answer the
 //! error. Nothing here knows a web framework.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::field::Empty;
@@ -116,7 +117,10 @@ fn conclude(
             span.record("outcome", "anonymous");
             tracing::trace!(parent: span, "no token: anonymous");
             crate::observe::decision("anonymous", None, seconds);
-            Ok(Admitted::Anonymous(Anonymous::new(e.realm_or_default())))
+            Ok(Admitted::Anonymous(
+                Anonymous::new(e.realm_or_default())
+                    .with_resource_metadata(e.resource_metadata().map(Arc::from)),
+            ))
         }
         Err(e) => {
             if !span.is_disabled() {

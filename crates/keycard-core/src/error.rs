@@ -164,6 +164,7 @@ impl AuthErrorKind {
 pub struct AuthError {
     kind: AuthErrorKind,
     realm: Option<Arc<str>>,
+    resource_metadata: Option<Arc<str>>,
     scope: Option<Arc<str>>,
     detail: Option<Cow<'static, str>>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -175,6 +176,7 @@ impl AuthError {
         Self {
             kind,
             realm: None,
+            resource_metadata: None,
             scope: None,
             detail: None,
             source: None,
@@ -191,6 +193,19 @@ impl AuthError {
     pub fn with_realm(mut self, realm: Arc<str>) -> Self {
         self.realm = Some(realm);
         self
+    }
+
+    /// Attach the URL of the protected resource's metadata (RFC 9728
+    /// §5.1): the challenge then carries `resource_metadata="<url>"`.
+    #[must_use]
+    pub fn with_resource_metadata(mut self, url: Option<Arc<str>>) -> Self {
+        self.resource_metadata = url;
+        self
+    }
+
+    /// The resource metadata URL the challenge names, if any.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.resource_metadata.as_deref()
     }
 
     /// Attach the scope that was required (for `insufficient_scope`).
@@ -259,6 +274,11 @@ impl AuthError {
         {
             out.push_str(", scope=\"");
             push_quoted(&mut out, scope);
+            out.push('"');
+        }
+        if let Some(url) = &self.resource_metadata {
+            out.push_str(", resource_metadata=\"");
+            push_quoted(&mut out, url);
             out.push('"');
         }
         Some(out)

@@ -68,6 +68,7 @@ mod issue;
 pub mod jwks;
 mod key;
 mod key_ring;
+pub mod metadata;
 pub mod observe;
 mod parse;
 pub mod profile;

@@ -199,6 +199,7 @@ impl RoleRequirement {
             };
             Err(AuthError::new(kind)
                 .with_realm(token.realm().clone())
+                .with_resource_metadata(token.resource_metadata_url())
                 .with_scope(self.roles.join(" ")))
         }
     }

@@ -35,7 +35,9 @@ mod service;
 
 pub use future::ResponseFuture;
 pub use layer::JwtAuth;
-pub use rejection::{endpoint_response, error_response, DefaultRejection, Rejection};
+pub use rejection::{
+    endpoint_response, error_response, resource_metadata_response, DefaultRejection, Rejection,
+};
 pub use roles::{check_roles, RequireRoles, RequireRolesService, RequireScopes};
 pub use service::JwtAuthService;
 

@@ -75,3 +75,18 @@ pub fn endpoint_response<B: From<String>>(answer: EndpointResponse) -> Response<
     }
     res
 }
+
+/// The RFC 9728 protected resource metadata document as a response: 200,
+/// JSON, cacheable. Serve it at `metadata.path()`, without authentication.
+pub fn resource_metadata_response<B: From<String>>(
+    metadata: &keycard_core::metadata::ResourceMetadata,
+) -> Response<B> {
+    let mut res = Response::new(B::from(metadata.to_json()));
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(metadata.cache_control()),
+    );
+    res
+}

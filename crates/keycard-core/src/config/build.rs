@@ -104,6 +104,14 @@ impl VerifierConfig {
                 format!("a cache of {n} tokens needs keycard's `cache` feature"),
             ));
         }
+        if let Some(resource) = &self.resource {
+            b = b
+                .protected_resource(resource.clone())
+                .map_err(|e| within("resource", e))?;
+        }
+        if let Some(scopes) = &self.scopes_supported {
+            b = b.scopes_supported(scopes.iter().cloned());
+        }
         if let Some(realm) = &self.realm {
             if realm.is_empty()
                 || realm.contains(['"', '\\'])

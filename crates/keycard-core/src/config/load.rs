@@ -213,6 +213,12 @@ impl VerifierConfig {
         if let Some(v) = var("revocation_url") {
             self.revocation_url = Some(v);
         }
+        if let Some(v) = var("resource") {
+            self.resource = Some(v);
+        }
+        if let Some(v) = var("scopes_supported") {
+            self.scopes_supported = Some(nonempty_list("scopes_supported", &v)?);
+        }
         if let Some(v) = var("realm") {
             self.realm = Some(v);
         }

@@ -129,6 +129,15 @@ pub struct VerifierConfig {
     /// [`VerifierConfig::builder`]'s result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<String>,
+    /// This service's resource identifier (RFC 9728), e.g.
+    /// `https://api.example.com/mcp` (env `KEYCARD_RESOURCE`): it publishes
+    /// protected resource metadata and its challenges point to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The scopes listed in the resource metadata (env
+    /// `KEYCARD_SCOPES_SUPPORTED`, comma-separated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
     /// The realm in `WWW-Authenticate` challenges (env `KEYCARD_REALM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
@@ -235,6 +244,8 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("cache_size", "KEYCARD_CACHE_SIZE"),
     ("revocation_url", "KEYCARD_REDIS_URL"),
     ("realm", "KEYCARD_REALM"),
+    ("resource", "KEYCARD_RESOURCE"),
+    ("scopes_supported", "KEYCARD_SCOPES_SUPPORTED"),
 ];
 
 /// The environment variable that names a TOML file to start from.

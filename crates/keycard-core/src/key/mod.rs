@@ -306,6 +306,38 @@ impl Key {
     }
 }
 
+/// Whether bytes given as an HMAC secret are in fact a key in a key format:
+/// PEM (`-----BEGIN`), a JWK (a JSON object with `kty`), or DER (an ASN.1
+/// SEQUENCE whose length covers exactly the input). Such bytes are usually
+/// a public key, and a public key must never become an HMAC secret.
+pub(crate) fn looks_like_a_key(secret: &[u8]) -> bool {
+    let trimmed = secret.trim_ascii();
+    if trimmed.starts_with(b"-----BEGIN") {
+        return true;
+    }
+    if trimmed.first() == Some(&b'{') {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(trimmed) {
+            return o.contains_key("kty");
+        }
+    }
+    // DER: 0x30, then a definite length that spans the rest of the input.
+    if let [0x30, len, rest @ ..] = secret {
+        let declared = match *len {
+            l @ 0..=0x7f => Some((usize::from(l), rest)),
+            0x81 => rest.split_first().map(|(l, r)| (usize::from(*l), r)),
+            0x82 => match rest {
+                [a, b, r @ ..] => Some(((usize::from(*a) << 8) | usize::from(*b), r)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((n, body)) = declared {
+            return n == body.len();
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,36 +415,4 @@ mod tests {
         assert_eq!(modulus_bits(&[0x01, 0xff]), 9);
         assert_eq!(modulus_bits(&[]), 0);
     }
-}
-
-/// Whether bytes given as an HMAC secret are in fact a key in a key format:
-/// PEM (`-----BEGIN`), a JWK (a JSON object with `kty`), or DER (an ASN.1
-/// SEQUENCE whose length covers exactly the input). Such bytes are usually
-/// a public key, and a public key must never become an HMAC secret.
-pub(crate) fn looks_like_a_key(secret: &[u8]) -> bool {
-    let trimmed = secret.trim_ascii();
-    if trimmed.starts_with(b"-----BEGIN") {
-        return true;
-    }
-    if trimmed.first() == Some(&b'{') {
-        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(trimmed) {
-            return o.contains_key("kty");
-        }
-    }
-    // DER: 0x30, then a definite length that spans the rest of the input.
-    if let [0x30, len, rest @ ..] = secret {
-        let declared = match *len {
-            l @ 0..=0x7f => Some((usize::from(l), rest)),
-            0x81 => rest.split_first().map(|(l, r)| (usize::from(*l), r)),
-            0x82 => match rest {
-                [a, b, r @ ..] => Some(((usize::from(*a) << 8) | usize::from(*b), r)),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some((n, body)) = declared {
-            return n == body.len();
-        }
-    }
-    false
 }

@@ -36,6 +36,8 @@ pub struct VerifierBuilder {
     pub(crate) role_claim: Option<RoleClaim>,
     pub(crate) scope_claims: Option<Vec<crate::roles::ClaimPath>>,
     pub(crate) realm: Option<String>,
+    pub(crate) resource: Option<crate::metadata::ResourceMetadata>,
+    pub(crate) scopes_supported: Vec<String>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
     pub(crate) fail_open: bool,
     pub(crate) csrf: CsrfPolicy,
@@ -193,6 +195,27 @@ impl VerifierBuilder {
                 .map(|p| crate::roles::ClaimPath::parse(p.as_ref()))
                 .collect(),
         );
+        self
+    }
+
+    /// This verifier protects the resource `resource` (an `https` URL, e.g.
+    /// `https://api.example.com/mcp`): it publishes RFC 9728 metadata
+    /// ([`Verifier::resource_metadata`]) and every challenge carries
+    /// `resource_metadata="<url>"`. To bind tokens to the resource (RFC
+    /// 8707, as the MCP spec requires) also make it an
+    /// [`audience`](Self::audience).
+    pub fn protected_resource(mut self, resource: impl Into<String>) -> Result<Self, ConfigError> {
+        self.resource = Some(crate::metadata::ResourceMetadata::new(resource.into())?);
+        Ok(self)
+    }
+
+    /// The scopes this resource understands, for its metadata document.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -407,6 +430,20 @@ impl VerifierBuilder {
         };
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         let realm: Arc<str> = Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM));
+        let metadata = self.resource.map(|mut m| {
+            let mut servers: Vec<String> = self.issuers.clone();
+            servers.dedup();
+            m.authorization_servers = servers;
+            m.scopes_supported = self.scopes_supported.clone();
+            if let Some(algs) = &self.algorithms {
+                m.resource_signing_alg_values_supported = algs
+                    .iter()
+                    .map(|a| crate::key::alg_name(*a).to_owned())
+                    .collect();
+            }
+            Arc::new(m)
+        });
+        let metadata_url: Option<Arc<str>> = metadata.as_ref().map(|m| Arc::from(m.url()));
         // Entries of a shared denylist are kept and pruned by the store's
         // clock: judge expiry by the same one, unless told otherwise.
         let clock = self.clock.or_else(|| {
@@ -438,8 +475,11 @@ impl VerifierBuilder {
                     ]
                 }),
                 realm: realm.clone(),
+                resource_metadata: metadata_url.clone(),
             }),
             realm,
+            metadata,
+            metadata_url,
             revocation: self.revocation,
             fail_open: self.fail_open,
             csrf: self.csrf,

@@ -87,6 +87,8 @@ struct Settings {
     pub(crate) require_sub: bool,
     pub(crate) claims_config: Arc<ClaimsConfig>,
     pub(crate) realm: Arc<str>,
+    pub(crate) metadata: Option<Arc<crate::metadata::ResourceMetadata>>,
+    pub(crate) metadata_url: Option<Arc<str>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
     pub(crate) fail_open: bool,
     pub(crate) csrf: CsrfPolicy,
@@ -404,6 +406,15 @@ impl Verifier {
             .cache
             .as_ref()
             .map_or(0, crate::cache::TokenCache::len)
+    }
+
+    /// The protected resource metadata (RFC 9728) built from this
+    /// verifier's configuration, when [`VerifierBuilder::protected_resource`]
+    /// named the resource: serve [`to_json`](crate::metadata::ResourceMetadata::to_json)
+    /// at [`path`](crate::metadata::ResourceMetadata::path) (the adapters
+    /// have route helpers).
+    pub fn resource_metadata(&self) -> Option<&crate::metadata::ResourceMetadata> {
+        self.0.metadata.as_deref()
     }
 
     /// The realm used in challenges.

@@ -15,6 +15,7 @@ use super::*;
 impl Verifier {
     pub(crate) fn err(&self, e: AuthError) -> AuthError {
         e.with_realm(self.0.realm.clone())
+            .with_resource_metadata(self.0.metadata_url.clone())
     }
 
     pub(crate) fn verify_parsed(

@@ -36,6 +36,7 @@ impl AuthMode {
 #[derive(Debug, Clone)]
 pub struct Anonymous {
     pub(crate) realm: Arc<str>,
+    pub(crate) resource_metadata: Option<Arc<str>>,
     pub(crate) preflight: bool,
 }
 
@@ -44,6 +45,7 @@ impl Anonymous {
     pub fn new(realm: Arc<str>) -> Self {
         Self {
             realm,
+            resource_metadata: None,
             preflight: false,
         }
     }
@@ -54,8 +56,16 @@ impl Anonymous {
     pub fn preflight(realm: Arc<str>) -> Self {
         Self {
             realm,
+            resource_metadata: None,
             preflight: true,
         }
+    }
+
+    /// The same marker, whose challenges name the resource metadata.
+    #[must_use]
+    pub(crate) fn with_resource_metadata(mut self, url: Option<Arc<str>>) -> Self {
+        self.resource_metadata = url;
+        self
     }
 
     /// Whether this is a CORS preflight let through.
@@ -66,7 +76,9 @@ impl Anonymous {
     /// The error for a handler that needs a token on an anonymous request:
     /// 401 with a bare challenge.
     pub fn missing(&self) -> AuthError {
-        AuthError::new(AuthErrorKind::Missing).with_realm(self.realm.clone())
+        AuthError::new(AuthErrorKind::Missing)
+            .with_realm(self.realm.clone())
+            .with_resource_metadata(self.resource_metadata.clone())
     }
 }
 

@@ -63,6 +63,7 @@ pub(crate) struct ClaimsConfig {
     pub(crate) role_claim: RoleClaim,
     pub(crate) scope_claims: Vec<crate::roles::ClaimPath>,
     pub(crate) realm: Arc<str>,
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 /// A short header string (`kid`, `typ`) kept inline: no allocation for the
@@ -123,6 +124,7 @@ impl Verified {
         serde_json::from_slice(&self.inner.payload).map_err(|e| {
             AuthError::new(AuthErrorKind::InvalidClaimType)
                 .with_realm(self.inner.claims_config.realm.clone())
+                .with_resource_metadata(self.inner.claims_config.resource_metadata.clone())
                 .with_detail(format!(
                     "claims do not fit the requested type: {}",
                     crate::parse::json_error_detail(&e)
@@ -256,5 +258,9 @@ impl Verified {
 
     pub(crate) fn realm(&self) -> &Arc<str> {
         &self.inner.claims_config.realm
+    }
+
+    pub(crate) fn resource_metadata_url(&self) -> Option<Arc<str>> {
+        self.inner.claims_config.resource_metadata.clone()
     }
 }
