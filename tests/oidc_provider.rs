@@ -311,3 +311,63 @@ async fn an_independent_library_verifies_keycards_tokens_and_jwks() {
         assert!(!ok && out.starts_with("refused"), "{alg:?}: {out}");
     }
 }
+
+/// DPoP proofs made by an independent JOSE library (jose), for keys it
+/// generated, verified by keycard on every adapter; jose's RFC 7638
+/// thumbprint is keycard's.
+#[test]
+fn dpop_proofs_from_jose_verify_and_thumbprints_agree() {
+    use common::{issuer, verifier_builder};
+    use keycard::dpop::{access_token_hash, thumbprint, DpopConfig, DpopPolicy};
+    ensure_installed();
+    let node = |args: &[&str]| {
+        let out = Command::new("node")
+            .arg(oidc_dir().join("dpop.mjs"))
+            .args(args)
+            .current_dir(oidc_dir())
+            .output()
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let v = verifier_builder()
+        .dpop(DpopConfig::new(DpopPolicy::Required).public_origin("https://api.test"))
+        .build()
+        .unwrap();
+    for alg in ["ES256", "ES384", "PS256", "RS256", "EdDSA"] {
+        let keys: Value = serde_json::from_str(&node(&["keygen", alg])).unwrap();
+        let jkt = keys["jkt"].as_str().unwrap();
+        assert_eq!(
+            thumbprint(keys["public"].as_object().unwrap()).as_deref(),
+            Some(jkt),
+            "{alg}: thumbprints differ"
+        );
+        let token = issuer()
+            .issue_bound("alice", None, &json!({"roles": ["user"]}), jkt)
+            .unwrap()
+            .token;
+        let private = keys["private"].to_string();
+        for adapter in ADAPTERS {
+            let proof = node(&[
+                "proof",
+                &private,
+                alg,
+                "GET",
+                "https://api.test/me",
+                &access_token_hash(&token),
+            ]);
+            let c = Call::get("/me")
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof.clone());
+            let a = call(adapter, &v, &c);
+            assert_eq!(a.status, 200, "{alg} {adapter:?}: {a:?}");
+            // The same proof again is a replay.
+            let a = call(adapter, &v, &c);
+            assert_eq!(a.status, 401, "{alg} {adapter:?} replay");
+        }
+    }
+}

@@ -378,6 +378,7 @@ fn call_scoped(adapter: Adapter, token: &str) -> Answer {
             Answer {
                 status,
                 challenge,
+                dpop_nonce: None,
                 body: String::from_utf8_lossy(&body).into_owned(),
             }
         }),
@@ -388,6 +389,7 @@ fn answer(status: u16, challenge: Option<&http::HeaderValue>, body: String) -> A
     Answer {
         status,
         challenge: challenge.map(|v| v.to_str().unwrap().to_owned()),
+        dpop_nonce: None,
         body,
     }
 }

@@ -93,6 +93,8 @@ pub fn raw_hs256(header: &str, payload: &str) -> String {
 pub struct Answer {
     pub status: u16,
     pub challenge: Option<String>,
+    /// The `DPoP-Nonce` header (RFC 9449 §8), if any.
+    pub dpop_nonce: Option<String>,
     pub body: String,
 }
 
@@ -180,6 +182,10 @@ pub async fn call_tower(verifier: &Verifier, call: &Call) -> Answer {
     };
     Answer {
         status: res.status().as_u16(),
+        dpop_nonce: res
+            .headers()
+            .get("dpop-nonce")
+            .map(|v| v.to_str().unwrap().to_owned()),
         challenge: res
             .headers()
             .get("www-authenticate")
@@ -212,10 +218,15 @@ pub async fn call_axum(verifier: &Verifier, call: &Call) -> Answer {
         .headers()
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned());
+    let dpop_nonce = res
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().unwrap().to_owned());
     let body = res.into_body().collect().await.unwrap().to_bytes();
     Answer {
         status,
         challenge,
+        dpop_nonce,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
@@ -252,10 +263,15 @@ pub async fn call_actix(verifier: &Verifier, call: &Call) -> Answer {
         .headers()
         .get("www-authenticate")
         .map(|v| v.to_str().unwrap().to_owned());
+    let dpop_nonce = res
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().unwrap().to_owned());
     let body = test::read_body(res).await;
     Answer {
         status,
         challenge,
+        dpop_nonce,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }

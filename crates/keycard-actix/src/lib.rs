@@ -69,6 +69,9 @@ pub fn error_response(error: &AuthError) -> HttpResponse {
     if let Some(challenge) = error.www_authenticate() {
         res.insert_header(("www-authenticate", challenge));
     }
+    if let Some(nonce) = error.dpop_nonce() {
+        res.insert_header(("dpop-nonce", nonce));
+    }
     res.body(error.body())
 }
 

@@ -140,9 +140,10 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let cfg = &self.config;
-        let admission = cfg.verifier.admit(
+        let admission = cfg.verifier.admit_request(
             cfg.mode,
             req.method().as_str(),
+            Some(req.path()),
             &ActixHeaders(req.headers()),
         );
         match admission {

@@ -84,6 +84,7 @@ fn source_name(found: Found) -> &'static str {
         Found::BearerHeader => "bearer",
         Found::Cookie => "cookie",
         Found::Header => "header",
+        Found::DpopHeader => "dpop",
     }
 }
 
@@ -166,6 +167,18 @@ impl Verifier {
         method: &str,
         headers: &H,
     ) -> Admission {
+        self.admit_request(mode, method, None, headers)
+    }
+
+    /// [`Verifier::admit`] with the request's target (its path), which DPoP
+    /// proofs name. The adapters call this.
+    pub fn admit_request<H: RequestHeaders + ?Sized>(
+        &self,
+        mode: AuthMode,
+        method: &str,
+        target: Option<&str>,
+        headers: &H,
+    ) -> Admission {
         let start = Instant::now();
         if self.cors_preflights_pass() && is_preflight(self, method, headers) {
             crate::observe::decision("anonymous", None, start.elapsed().as_secs_f64());
@@ -185,7 +198,7 @@ impl Verifier {
         );
         let attempt = {
             let _entered = span.enter();
-            self.authenticate_now(method, headers)
+            self.authenticate_now_at(method, target, headers)
         };
         match attempt {
             Attempt::Done(result) => Admission::Done(conclude(mode, result, &span, start, || {

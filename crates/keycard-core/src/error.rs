@@ -70,6 +70,17 @@ pub enum AuthErrorKind {
     KeysUnavailable,
     /// No authentication layer ran before an extractor that needs one (500).
     LayerMissing,
+    /// The DPoP proof is missing, malformed, for another request or key, or
+    /// replayed (401 `invalid_dpop_proof`, RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// The DPoP proof lacks the server's current nonce; the answer carries a
+    /// fresh one in `DPoP-Nonce` (401 `use_dpop_nonce`, RFC 9449 §8).
+    UseDpopNonce,
+    /// The token's key binding does not fit the request: a DPoP-bound token
+    /// sent as a Bearer token, an unbound one sent with DPoP, a proof by
+    /// another key, or a Bearer token where DPoP is required
+    /// (401 `invalid_token`).
+    BindingMismatch,
 }
 
 impl AuthErrorKind {
@@ -99,6 +110,9 @@ impl AuthErrorKind {
             Self::StoreUnavailable => "the authentication store is unavailable",
             Self::KeysUnavailable => "the verification keys are unavailable",
             Self::LayerMissing => "the keycard JwtAuth layer is missing for this route",
+            Self::InvalidDpopProof => "the DPoP proof is invalid",
+            Self::UseDpopNonce => "the DPoP proof must carry the server nonce",
+            Self::BindingMismatch => "the token's key binding does not fit the request",
         }
     }
 
@@ -128,6 +142,9 @@ impl AuthErrorKind {
             Self::StoreUnavailable => "store_unavailable",
             Self::KeysUnavailable => "keys_unavailable",
             Self::LayerMissing => "layer_missing",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::BindingMismatch => "binding_mismatch",
         }
     }
 
@@ -141,6 +158,8 @@ impl AuthErrorKind {
             | Self::LayerMissing => None,
             Self::MalformedRequest => Some("invalid_request"),
             Self::InsufficientRole | Self::InsufficientScope => Some("insufficient_scope"),
+            Self::InvalidDpopProof => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
             _ => Some("invalid_token"),
         }
     }
@@ -165,6 +184,7 @@ pub struct AuthError {
     kind: AuthErrorKind,
     realm: Option<Arc<str>>,
     resource_metadata: Option<Arc<str>>,
+    dpop: Option<Arc<DpopChallenge>>,
     scope: Option<Arc<str>>,
     detail: Option<Cow<'static, str>>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
@@ -177,6 +197,7 @@ impl AuthError {
             kind,
             realm: None,
             resource_metadata: None,
+            dpop: None,
             scope: None,
             detail: None,
             source: None,
@@ -201,6 +222,46 @@ impl AuthError {
     pub fn with_resource_metadata(mut self, url: Option<Arc<str>>) -> Self {
         self.resource_metadata = url;
         self
+    }
+
+    /// Challenge with the DPoP scheme too (RFC 9449 §7.1): `algs` lists the
+    /// proof algorithms; `only` makes it the sole challenge (DPoP required,
+    /// or a DPoP error), otherwise it follows the Bearer challenge.
+    #[must_use]
+    pub fn with_dpop_challenge(mut self, algs: Arc<str>, only: bool) -> Self {
+        let nonce = self.dpop.as_ref().and_then(|d| d.nonce.clone());
+        self.dpop = Some(Arc::new(DpopChallenge {
+            algs,
+            only: only
+                || matches!(
+                    self.kind,
+                    AuthErrorKind::InvalidDpopProof | AuthErrorKind::UseDpopNonce
+                ),
+            nonce,
+        }));
+        self
+    }
+
+    /// Attach a fresh DPoP nonce, for the `DPoP-Nonce` response header.
+    #[must_use]
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        let nonce: Arc<str> = Arc::from(nonce);
+        match &mut self.dpop {
+            Some(d) => Arc::make_mut(d).nonce = Some(nonce),
+            None => {
+                self.dpop = Some(Arc::new(DpopChallenge {
+                    algs: Arc::from(""),
+                    only: true,
+                    nonce: Some(nonce),
+                }))
+            }
+        }
+        self
+    }
+
+    /// The nonce for a `DPoP-Nonce` response header (with `use_dpop_nonce`).
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop.as_ref().and_then(|d| d.nonce.as_deref())
     }
 
     /// The resource metadata URL the challenge names, if any.
@@ -259,7 +320,12 @@ impl AuthError {
         if !matches!(status, 400 | 401 | 403) || self.kind == AuthErrorKind::CrossSiteRequest {
             return None;
         }
-        let mut out = String::from("Bearer realm=\"");
+        let dpop_only = self.dpop.as_ref().is_some_and(|d| d.only);
+        let mut out = String::from(if dpop_only {
+            "DPoP realm=\""
+        } else {
+            "Bearer realm=\""
+        });
         push_quoted(&mut out, self.realm.as_deref().unwrap_or(DEFAULT_REALM));
         out.push('"');
         if let Some(code) = self.kind.error_code() {
@@ -281,6 +347,20 @@ impl AuthError {
             push_quoted(&mut out, url);
             out.push('"');
         }
+        match &self.dpop {
+            Some(d) if d.only => {
+                out.push_str(", algs=\"");
+                push_quoted(&mut out, &d.algs);
+                out.push('"');
+            }
+            // Bearer and DPoP both accepted: a second challenge.
+            Some(d) if !d.algs.is_empty() => {
+                out.push_str(", DPoP algs=\"");
+                push_quoted(&mut out, &d.algs);
+                out.push('"');
+            }
+            _ => {}
+        }
         Some(out)
     }
 
@@ -298,6 +378,14 @@ impl AuthError {
         })
         .to_string()
     }
+}
+
+/// The DPoP part of a challenge.
+#[derive(Clone, Debug)]
+struct DpopChallenge {
+    algs: Arc<str>,
+    only: bool,
+    nonce: Option<Arc<str>>,
 }
 
 /// The realm used when none is configured.

@@ -286,6 +286,39 @@ impl TokenIssuer {
         self.issue_with(kind, sub, sid, claims, None, None)
     }
 
+    /// An access token bound to the client's key (RFC 9449 §6): `cnf.jkt`
+    /// is `jkt`, the RFC 7638 thumbprint of the key the client proves
+    /// possession of with DPoP ([`crate::dpop::thumbprint`]). Verifiers
+    /// refuse it as a plain Bearer token.
+    pub fn issue_bound<C: Serialize + ?Sized>(
+        &self,
+        sub: &str,
+        sid: Option<&str>,
+        claims: &C,
+        jkt: &str,
+    ) -> Result<IssuedToken, IssueError> {
+        if jkt.is_empty()
+            || !jkt
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(IssueError::Claims(
+                "jkt is not a base64url thumbprint".into(),
+            ));
+        }
+        let map = claims_map(claims)?;
+        self.issue_bound_at(
+            TokenType::Access,
+            sub,
+            sid,
+            map,
+            None,
+            None,
+            now_secs(),
+            Some(jkt),
+        )
+    }
+
     /// [`TokenIssuer::issue`] with a chosen `jti` and an upper bound on
     /// `exp` (e.g. the end of the session).
     pub fn issue_with<C: Serialize + ?Sized>(
@@ -309,10 +342,25 @@ impl TokenIssuer {
         kind: TokenType,
         sub: &str,
         sid: Option<&str>,
+        map: Map<String, Value>,
+        jti: Option<&str>,
+        exp_cap: Option<i64>,
+        now: i64,
+    ) -> Result<IssuedToken, IssueError> {
+        self.issue_bound_at(kind, sub, sid, map, jti, exp_cap, now, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn issue_bound_at(
+        &self,
+        kind: TokenType,
+        sub: &str,
+        sid: Option<&str>,
         mut map: Map<String, Value>,
         jti: Option<&str>,
         exp_cap: Option<i64>,
         now: i64,
+        jkt: Option<&str>,
     ) -> Result<IssuedToken, IssueError> {
         let s = &*self.0;
         let ttl = match kind {
@@ -361,6 +409,9 @@ impl TokenIssuer {
             // RFC 9068 §2.2: access tokens name the client they were issued to.
             if let Some(cid) = &s.client_id {
                 map.insert("client_id".into(), cid.clone().into());
+            }
+            if let Some(jkt) = jkt {
+                map.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
             }
         }
         let token = s.ring.active().sign(kind.typ(), &map)?;
@@ -511,7 +562,7 @@ impl TokenIssuerBuilder {
 }
 
 /// Claims only the issuer sets; same-named user claims are dropped.
-pub(crate) const ISSUER_CLAIMS: [&str; 10] = [
+pub(crate) const ISSUER_CLAIMS: [&str; 11] = [
     "iss",
     "sub",
     "aud",
@@ -522,6 +573,7 @@ pub(crate) const ISSUER_CLAIMS: [&str; 10] = [
     "sid",
     "sxp",
     "client_id",
+    "cnf",
 ];
 
 pub(crate) fn claims_map<C: Serialize + ?Sized>(

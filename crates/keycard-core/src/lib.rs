@@ -61,6 +61,7 @@ pub mod clock;
 pub mod config;
 mod cookies;
 pub mod csrf;
+pub mod dpop;
 mod error;
 mod issue;
 #[cfg(feature = "jwks")]

@@ -80,7 +80,6 @@ impl<'de> Visitor<'de> for NoDuplicates {
 }
 
 /// Whether `bytes` is one JSON value with no duplicate member names.
-#[cfg(test)]
 pub(crate) fn check_no_duplicates(bytes: &[u8]) -> bool {
     serde_json::from_slice::<NoDuplicates>(bytes).is_ok()
 }
@@ -453,6 +452,7 @@ pub(crate) struct Facts {
     pub(crate) iat: Option<i64>,
     pub(crate) jti: Option<Text>,
     pub(crate) sid: Option<Text>,
+    pub(crate) cnf_jkt: Option<Text>,
 }
 
 impl Facts {
@@ -471,6 +471,7 @@ impl Facts {
             iat: f.iat.map(|n| n.0),
             jti: text(f.jti),
             sid: text(f.sid),
+            cnf_jkt: text(f.cnf_jkt),
         }
     }
 }
@@ -601,6 +602,37 @@ pub(crate) struct PayloadFacts<'a> {
     pub(crate) iat: Option<NumericDate>,
     pub(crate) jti: Option<Str<'a>>,
     pub(crate) sid: Option<Str<'a>>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key the token is
+    /// bound to.
+    pub(crate) cnf_jkt: Option<Str<'a>>,
+}
+
+/// `cnf` (RFC 7800): only `jkt` is read; the rest is walked for duplicates.
+struct Cnf<'a>(Option<Str<'a>>);
+
+impl<'de> Deserialize<'de> for Cnf<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cnf<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a confirmation object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let mut jkt = None;
+                visit_unique_keys(map, |key, map| {
+                    if key == "jkt" {
+                        jkt = Some(map.next_value::<Str<'de>>()?);
+                    } else {
+                        map.next_value::<NoDuplicates>()?;
+                    }
+                    Ok(())
+                })?;
+                Ok(Cnf(jkt))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for PayloadPass {
@@ -627,6 +659,7 @@ impl<'de> Visitor<'de> for PayloadPass {
                 "iat" => facts.iat = Some(map.next_value()?),
                 "jti" => facts.jti = Some(map.next_value()?),
                 "sid" => facts.sid = Some(map.next_value()?),
+                "cnf" => facts.cnf_jkt = map.next_value::<Cnf<'de>>()?.0,
                 _ => {
                     map.next_value::<NoDuplicates>()?;
                 }

@@ -55,6 +55,8 @@ pub enum Found {
     Cookie,
     /// A custom header.
     Header,
+    /// `Authorization: DPoP <token>` (RFC 9449), with its proof.
+    DpopHeader,
 }
 
 /// Why the token sources refused a request (becomes `MalformedRequest`).
@@ -70,6 +72,8 @@ pub(crate) struct Sources {
     /// RFC 6750 §2: "Clients MUST NOT use more than one method". When false
     /// (default) a request with tokens in two places is refused.
     pub(crate) allow_multiple_methods: bool,
+    /// Also read `Authorization: DPoP <token>` (RFC 9449).
+    pub(crate) dpop: bool,
 }
 
 impl Default for Sources {
@@ -80,6 +84,7 @@ impl Default for Sources {
                 TokenSource::Cookie(DEFAULT_ACCESS_COOKIE.to_owned()),
             ],
             allow_multiple_methods: false,
+            dpop: false,
         }
     }
 }
@@ -93,7 +98,7 @@ impl Sources {
         let mut chosen: Option<(&'a str, Found)> = None;
         for source in &self.sources {
             let found = match source {
-                TokenSource::BearerHeader => bearer(headers)?.map(|t| (t, Found::BearerHeader)),
+                TokenSource::BearerHeader => authorization(headers, self.dpop)?,
                 TokenSource::Cookie(name) => cookie(headers, name)?.map(|t| (t, Found::Cookie)),
                 TokenSource::Header(name) => custom(headers, name)?.map(|t| (t, Found::Header)),
             };
@@ -114,9 +119,13 @@ impl Sources {
     }
 }
 
-/// `Authorization: Bearer <b64token>`; `Ok(None)` when there is no
-/// `Authorization` header or it uses another scheme.
-fn bearer<H: RequestHeaders + ?Sized>(headers: &H) -> Result<Option<&str>, SourceError> {
+/// `Authorization: Bearer <b64token>` (or `DPoP <token>` when DPoP is on);
+/// `Ok(None)` when there is no `Authorization` header or it uses another
+/// scheme.
+fn authorization<H: RequestHeaders + ?Sized>(
+    headers: &H,
+    dpop: bool,
+) -> Result<Option<(&str, Found)>, SourceError> {
     let mut values = headers.header_values("authorization");
     let Some(value) = values.next() else {
         return Ok(None);
@@ -132,9 +141,13 @@ fn bearer<H: RequestHeaders + ?Sized>(headers: &H) -> Result<Option<&str>, Sourc
         }
         return Ok(None);
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let found = if scheme.eq_ignore_ascii_case(b"bearer") {
+        Found::BearerHeader
+    } else if dpop && scheme.eq_ignore_ascii_case(b"dpop") {
+        Found::DpopHeader
+    } else {
         return Ok(None);
-    }
+    };
     let token = trim_ows(rest);
     if token.is_empty() {
         return Err(SourceError::Malformed("empty bearer token"));
@@ -143,7 +156,7 @@ fn bearer<H: RequestHeaders + ?Sized>(headers: &H) -> Result<Option<&str>, Sourc
     // (see `Verifier`): a valid JWS is a b64token, so the per-byte pass
     // belongs to the failure path.
     std::str::from_utf8(token)
-        .map(Some)
+        .map(|t| Some((t, found)))
         .map_err(|_| SourceError::Malformed("bearer token is not a b64token"))
 }
 

@@ -412,3 +412,31 @@ async fn apply_carries_the_audiences_to_a_builder_with_its_own_keys() {
         .unwrap_err();
     assert_eq!(wrong.kind(), AuthErrorKind::WrongAudience);
 }
+
+#[test]
+fn dpop_from_the_configuration() {
+    std::env::set_var("KEYCARD_CONFIG_TEST_SECRET_DPOP", SECRET_A);
+    let keys = "keys = [{ alg = \"HS256\", secret_env = \"KEYCARD_CONFIG_TEST_SECRET_DPOP\" }]";
+    let v = VerifierConfig::from_toml_str(&format!(
+        "dpop = \"required\"\nresource = \"https://api.example/orders\"\n[[providers]]\nissuer = \"https://a\"\n{keys}"
+    ))
+    .unwrap()
+    .build()
+    .unwrap();
+    let keycard_core::Attempt::Done(Err(e)) = v.verify_now("a.b.c") else {
+        panic!("refused")
+    };
+    let c = e.www_authenticate().unwrap();
+    assert!(c.starts_with("DPoP ") && c.contains("algs=\""), "{c}");
+    let got = error_of(&format!(
+        "dpop = \"maybe\"\n[[providers]]\nissuer = \"https://a\"\n{keys}"
+    ));
+    assert!(got.starts_with("dpop (KEYCARD_DPOP): \"maybe\""), "{got}");
+    let got = error_of(&format!(
+        "dpop_nonces = true\n[[providers]]\nissuer = \"https://a\"\n{keys}"
+    ));
+    assert!(
+        got.starts_with("dpop_nonces (KEYCARD_DPOP_NONCES)"),
+        "{got}"
+    );
+}

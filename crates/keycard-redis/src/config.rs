@@ -135,12 +135,14 @@ pub(crate) struct Keys {
     pub(crate) heartbeat: String,
     pub(crate) family: String,
     pub(crate) subject_families: String,
+    pub(crate) dpop: String,
 }
 
 impl Keys {
     pub(crate) fn new(prefix: &str, node: &str) -> Self {
         Self {
             jti: format!("{prefix}rev:jti"),
+            dpop: format!("{prefix}dpop:"),
             sid: format!("{prefix}rev:sid"),
             sub: format!("{prefix}rev:sub"),
             subcut: format!("{prefix}rev:subcut"),

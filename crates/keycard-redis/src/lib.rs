@@ -225,6 +225,12 @@ impl RedisStores {
         Arc::new(RedisRevocationStore(self.0.clone()))
     }
 
+    /// The DPoP proof replay store of this connection: a proof used on one
+    /// node is refused on every other (`SET NX` with the proof's expiry).
+    pub fn dpop_replay(&self) -> Arc<dyn keycard_core::dpop::DpopReplayStore> {
+        Arc::new(RedisDpopReplay(self.0.clone()))
+    }
+
     /// The refresh-family store of this connection.
     pub fn refresh(&self) -> Arc<dyn RefreshStore> {
         Arc::new(RedisRefreshStore(self.0.clone()))
@@ -234,6 +240,39 @@ impl RedisStores {
     /// to the Redis server's.
     pub fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(RedisClock(self.0.view.clone()))
+    }
+}
+
+/// DPoP proofs seen by the cluster.
+struct RedisDpopReplay(Arc<Shared>);
+
+impl fmt::Debug for RedisDpopReplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisDpopReplay").finish_non_exhaustive()
+    }
+}
+
+impl keycard_core::dpop::DpopReplayStore for RedisDpopReplay {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        expires_at: i64,
+    ) -> keycard_core::keys::BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.0.conn.clone();
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(format!("{}{key}", self.0.keys.dpop))
+                .arg(1)
+                .arg("NX")
+                .arg("EXAT")
+                .arg(expires_at.max(1));
+            let set: Option<String> =
+                tokio::time::timeout(self.0.timeout, cmd.query_async(&mut conn))
+                    .await
+                    .map_err(|_| unavailable("timed out recording a DPoP proof"))?
+                    .map_err(unavailable)?;
+            Ok(set.is_some())
+        })
     }
 }
 

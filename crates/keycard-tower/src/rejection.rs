@@ -49,6 +49,12 @@ pub fn error_response<B: From<String>>(error: AuthError) -> Response<B> {
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         headers.insert(WWW_AUTHENTICATE, value);
     }
+    if let Some(nonce) = error
+        .dpop_nonce()
+        .and_then(|n| HeaderValue::from_str(n).ok())
+    {
+        headers.insert("dpop-nonce", nonce);
+    }
     res.extensions_mut().insert(error);
     res
 }

@@ -33,10 +33,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        match self
-            .verifier
-            .admit(self.mode, req.method().as_str(), req.headers())
-        {
+        match self.verifier.admit_request(
+            self.mode,
+            req.method().as_str(),
+            Some(req.uri().path()),
+            req.headers(),
+        ) {
             Admission::Done(Ok(admitted)) => {
                 store(&mut req, admitted);
                 ResponseFuture::inner(self.inner.call(req))

@@ -112,6 +112,41 @@ impl VerifierConfig {
         if let Some(scopes) = &self.scopes_supported {
             b = b.scopes_supported(scopes.iter().cloned());
         }
+        let policy = match self.dpop.as_deref().map(str::trim) {
+            None | Some("bearer") => None,
+            Some("allowed") => Some(crate::dpop::DpopPolicy::Allowed),
+            Some("required") => Some(crate::dpop::DpopPolicy::Required),
+            Some(other) => {
+                return Err(field_error(
+                    "dpop",
+                    format!("{other:?}: expected bearer, allowed or required"),
+                ))
+            }
+        };
+        match policy {
+            Some(policy) => {
+                let mut cfg = crate::dpop::DpopConfig::new(policy);
+                if let Some(origin) = self
+                    .resource
+                    .as_deref()
+                    .and_then(|r| crate::metadata::metadata_location(r).ok())
+                    .and_then(|(url, path)| url.strip_suffix(path.as_str()).map(str::to_owned))
+                {
+                    cfg = cfg.public_origin(origin);
+                }
+                if self.dpop_nonces == Some(true) {
+                    cfg = cfg.require_nonces();
+                }
+                b = b.dpop(cfg);
+            }
+            None if self.dpop_nonces == Some(true) => {
+                return Err(field_error(
+                    "dpop_nonces",
+                    "needs dpop = allowed or required",
+                ));
+            }
+            None => {}
+        }
         if let Some(realm) = &self.realm {
             if realm.is_empty()
                 || realm.contains(['"', '\\'])

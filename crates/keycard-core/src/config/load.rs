@@ -213,6 +213,12 @@ impl VerifierConfig {
         if let Some(v) = var("revocation_url") {
             self.revocation_url = Some(v);
         }
+        if let Some(v) = var("dpop") {
+            self.dpop = Some(v);
+        }
+        if let Some(v) = var("dpop_nonces") {
+            self.dpop_nonces = Some(flag("dpop_nonces", &v)?);
+        }
         if let Some(v) = var("resource") {
             self.resource = Some(v);
         }

@@ -138,6 +138,14 @@ pub struct VerifierConfig {
     /// `KEYCARD_SCOPES_SUPPORTED`, comma-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,
+    /// DPoP (RFC 9449): `bearer` (the default), `allowed` or `required`
+    /// (env `KEYCARD_DPOP`). Proof URLs are compared with the origin of
+    /// `resource` when it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<String>,
+    /// Require DPoP server nonces (env `KEYCARD_DPOP_NONCES=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_nonces: Option<bool>,
     /// The realm in `WWW-Authenticate` challenges (env `KEYCARD_REALM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
@@ -245,6 +253,8 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("revocation_url", "KEYCARD_REDIS_URL"),
     ("realm", "KEYCARD_REALM"),
     ("resource", "KEYCARD_RESOURCE"),
+    ("dpop", "KEYCARD_DPOP"),
+    ("dpop_nonces", "KEYCARD_DPOP_NONCES"),
     ("scopes_supported", "KEYCARD_SCOPES_SUPPORTED"),
 ];
 

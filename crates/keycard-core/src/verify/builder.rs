@@ -38,6 +38,7 @@ pub struct VerifierBuilder {
     pub(crate) realm: Option<String>,
     pub(crate) resource: Option<crate::metadata::ResourceMetadata>,
     pub(crate) scopes_supported: Vec<String>,
+    pub(crate) dpop: Option<crate::dpop::DpopConfig>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
     pub(crate) fail_open: bool,
     pub(crate) csrf: CsrfPolicy,
@@ -207,6 +208,14 @@ impl VerifierBuilder {
     pub fn protected_resource(mut self, resource: impl Into<String>) -> Result<Self, ConfigError> {
         self.resource = Some(crate::metadata::ResourceMetadata::new(resource.into())?);
         Ok(self)
+    }
+
+    /// Accept DPoP-bound tokens (RFC 9449) as `config` says: Bearer only,
+    /// DPoP only, or either (see [`crate::dpop`]). A token bound with
+    /// `cnf.jkt` is refused as a Bearer token whatever this says.
+    pub fn dpop(mut self, config: crate::dpop::DpopConfig) -> Self {
+        self.dpop = Some(config);
+        self
     }
 
     /// The scopes this resource understands, for its metadata document.
@@ -415,19 +424,31 @@ impl VerifierBuilder {
                 "max_token_bytes must be between 64 and 65536".into(),
             ));
         }
-        let sources = match self.sources {
+        let dpop = self
+            .dpop
+            .clone()
+            .map(|cfg| Arc::new(super::DpopState::new(cfg)));
+        let dpop_scheme = dpop.as_ref().is_some_and(|d| d.accepts_dpop_scheme());
+        if dpop.as_ref().is_some_and(|d| d.cfg.algorithms.is_empty()) {
+            return Err(ConfigError::InvalidSetting(
+                "DPoP needs at least one asymmetric proof algorithm".into(),
+            ));
+        }
+        let mut sources = match self.sources {
             Some(s) if s.is_empty() => {
                 return Err(ConfigError::InvalidSetting("no token source".into()))
             }
             Some(sources) => Sources {
                 sources,
                 allow_multiple_methods: self.allow_multiple_methods,
+                dpop: false,
             },
             None => Sources {
                 allow_multiple_methods: self.allow_multiple_methods,
                 ..Sources::default()
             },
         };
+        sources.dpop = dpop_scheme;
         let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         let realm: Arc<str> = Arc::from(self.realm.as_deref().unwrap_or(DEFAULT_REALM));
         let metadata = self.resource.map(|mut m| {
@@ -478,6 +499,7 @@ impl VerifierBuilder {
                 resource_metadata: metadata_url.clone(),
             }),
             realm,
+            dpop,
             metadata,
             metadata_url,
             revocation: self.revocation,

@@ -59,12 +59,14 @@ impl TokenType {
     }
 }
 
+mod binding;
 mod builder;
 mod pipeline;
 mod request_state;
 mod token;
 mod verified;
 
+pub(crate) use binding::{BindingRequest, DpopState};
 pub use builder::VerifierBuilder;
 pub use request_state::{Anonymous, AuthMode, AuthState};
 pub(crate) use token::now_secs;
@@ -87,6 +89,7 @@ struct Settings {
     pub(crate) require_sub: bool,
     pub(crate) claims_config: Arc<ClaimsConfig>,
     pub(crate) realm: Arc<str>,
+    pub(crate) dpop: Option<Arc<DpopState>>,
     pub(crate) metadata: Option<Arc<crate::metadata::ResourceMetadata>>,
     pub(crate) metadata_url: Option<Arc<str>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
@@ -145,43 +148,97 @@ impl fmt::Debug for Verifier {
 pub enum Attempt {
     /// Verified (or refused) without waiting.
     Done(Result<Verified, AuthError>),
-    /// The token names a key that is not known yet; finish with
-    /// [`PendingVerification::finish`] after the key provider refreshed.
+    /// The token names a key that is not known yet, or a DPoP proof waits
+    /// for the cluster's replay store; finish with
+    /// [`PendingVerification::finish`].
     Pending(PendingVerification),
 }
 
-/// A verification that waits for the key provider to refresh its keys.
-/// `Debug` never prints the token.
+/// A verification that waits: for the key provider to refresh its keys, or
+/// for the replay store to record a DPoP proof. `Debug` never prints the
+/// token.
 pub struct PendingVerification {
-    pub(crate) verifier: Verifier,
-    pub(crate) token: String,
-    pub(crate) found: Found,
+    kind: PendingKind,
+}
+
+enum PendingKind {
+    Keys {
+        verifier: Verifier,
+        token: String,
+        found: Found,
+        binding: Option<BindingRequest>,
+    },
+    Replay(crate::key::BoxFuture<'static, Result<Verified, AuthError>>),
 }
 
 impl fmt::Debug for PendingVerification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingVerification")
-            .field("token", &"<redacted>")
-            .field("found", &self.found)
-            .finish_non_exhaustive()
+        match &self.kind {
+            PendingKind::Keys { found, .. } => f
+                .debug_struct("PendingVerification")
+                .field("waits_for", &"keys")
+                .field("token", &"<redacted>")
+                .field("found", found)
+                .finish_non_exhaustive(),
+            PendingKind::Replay(_) => f
+                .debug_struct("PendingVerification")
+                .field("waits_for", &"replay store")
+                .finish_non_exhaustive(),
+        }
     }
 }
 
 impl PendingVerification {
-    /// Refresh the keys (single-flight inside the provider) and verify again.
+    pub(crate) fn keys(verifier: Verifier, token: String, found: Found) -> Self {
+        Self {
+            kind: PendingKind::Keys {
+                verifier,
+                token,
+                found,
+                binding: None,
+            },
+        }
+    }
+
+    pub(crate) fn replay(fut: crate::key::BoxFuture<'static, Result<Verified, AuthError>>) -> Self {
+        Self {
+            kind: PendingKind::Replay(fut),
+        }
+    }
+
+    fn with_binding(mut self, request: BindingRequest) -> Self {
+        if let PendingKind::Keys { binding, .. } = &mut self.kind {
+            *binding = Some(request);
+        }
+        self
+    }
+
+    /// Refresh the keys (single-flight inside the provider) and verify
+    /// again, or wait for the replay store.
     pub async fn finish(self) -> Result<Verified, AuthError> {
-        let s = &self.verifier.0;
-        let parsed = match parse(&self.token, s) {
+        let (verifier, token, found, binding) = match self.kind {
+            PendingKind::Replay(fut) => return fut.await,
+            PendingKind::Keys {
+                verifier,
+                token,
+                found,
+                binding,
+            } => (verifier, token, found, binding),
+        };
+        let s = &verifier.0;
+        let parsed = match parse(&token, s) {
             Ok(p) => p,
-            Err(e) => return Err(self.verifier.err(e)),
+            Err(e) => return Err(verifier.err(e)),
         };
         s.keys.refresh(parsed.iss(), parsed.kid.as_deref()).await;
-        match self
-            .verifier
-            .verify_parsed(&self.token, parsed, self.found, false)
-        {
-            Step::Done(r) => r,
-            Step::NeedsKeys => Err(self.verifier.err(AuthErrorKind::UnknownKey.into())),
+        let verified = match verifier.verify_parsed(&token, parsed, found, false) {
+            Step::Done(Ok(v)) => v,
+            Step::Done(Err(e)) => return Err(e),
+            Step::NeedsKeys => return Err(verifier.err(AuthErrorKind::UnknownKey.into())),
+        };
+        match verifier.bind(verified, &token, binding.as_ref()) {
+            Attempt::Done(r) => r,
+            Attempt::Pending(p) => Box::pin(p.finish()).await,
         }
     }
 }
@@ -206,6 +263,18 @@ impl Verifier {
         method: &str,
         headers: &H,
     ) -> Attempt {
+        self.authenticate_now_at(method, None, headers)
+    }
+
+    /// [`Verifier::authenticate_now`] for a request whose target (path) is
+    /// known, as DPoP proofs need (they name the request's URL). The
+    /// adapters call this.
+    pub fn authenticate_now_at<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        headers: &H,
+    ) -> Attempt {
         let (token, found) = match self.0.sources.find(headers) {
             Ok(Some(t)) => t,
             Ok(None) => return Attempt::Done(Err(self.err(AuthErrorKind::Missing.into()))),
@@ -220,7 +289,19 @@ impl Verifier {
                 return Attempt::Done(Err(self.err(e)));
             }
         }
-        self.verify_now_from(token, found)
+        let binding =
+            || (found == Found::DpopHeader).then(|| self.binding_request(method, target, headers));
+        match self.verify_now_from(token, found) {
+            Attempt::Done(Ok(v)) => {
+                let request = binding();
+                self.bind(v, token, request.as_ref())
+            }
+            Attempt::Pending(p) => match binding() {
+                Some(request) => Attempt::Pending(p.with_binding(request)),
+                None => Attempt::Pending(p),
+            },
+            done => done,
+        }
     }
 
     /// [`Verifier::authenticate_now`], waiting for a key refresh if needed.
@@ -297,11 +378,11 @@ impl Verifier {
         };
         match self.verify_parsed(token, parsed, found, true) {
             Step::Done(r) => Attempt::Done(r),
-            Step::NeedsKeys => Attempt::Pending(PendingVerification {
-                verifier: self.clone(),
-                token: token.to_owned(),
+            Step::NeedsKeys => Attempt::Pending(PendingVerification::keys(
+                self.clone(),
+                token.to_owned(),
                 found,
-            }),
+            )),
         }
     }
 

@@ -14,8 +14,16 @@ use super::*;
 
 impl Verifier {
     pub(crate) fn err(&self, e: AuthError) -> AuthError {
-        e.with_realm(self.0.realm.clone())
-            .with_resource_metadata(self.0.metadata_url.clone())
+        let e = e
+            .with_realm(self.0.realm.clone())
+            .with_resource_metadata(self.0.metadata_url.clone());
+        match self.0.dpop.as_deref() {
+            Some(d) if d.accepts_dpop_scheme() => e.with_dpop_challenge(
+                d.algs.clone(),
+                d.cfg.policy == crate::dpop::DpopPolicy::Required,
+            ),
+            _ => e,
+        }
     }
 
     pub(crate) fn verify_parsed(

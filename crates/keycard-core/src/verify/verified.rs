@@ -246,6 +246,16 @@ impl Verified {
         self.inner.typ.as_ref().map(HeaderText::as_str)
     }
 
+    /// The thumbprint of the key the token is bound to (`cnf.jkt`, RFC 9449),
+    /// if any.
+    pub fn confirmation_jkt(&self) -> Option<&str> {
+        self.inner
+            .facts
+            .cnf_jkt
+            .as_ref()
+            .map(|t| t.as_str(&self.inner.payload))
+    }
+
     /// Where the token was found (header or cookie).
     pub fn found_in(&self) -> Found {
         self.found
