@@ -28,12 +28,14 @@
 
 pub mod forward;
 mod future;
+pub mod grpc;
 mod layer;
 mod rejection;
 mod roles;
 mod service;
 
 pub use future::ResponseFuture;
+pub use grpc::GrpcRejection;
 pub use layer::JwtAuth;
 pub use rejection::{
     endpoint_response, error_response, resource_metadata_response, DefaultRejection, Rejection,
