@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
-targets=(token_source verify jwks_document jwk_import)
+targets=(token_source verify jwks_document jwk_import dpop_proof)
 cargo fuzz build --sanitizer none
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"

@@ -100,7 +100,9 @@ fn conclude(
         Ok(v) => {
             if !span.is_disabled() {
                 span.record("outcome", "verified");
-                span.record("alg", crate::key::alg_name(v.algorithm()));
+                if let Some(alg) = v.algorithm() {
+                    span.record("alg", crate::key::alg_name(alg));
+                }
                 if let Some(kid) = v.kid() {
                     span.record("kid", kid);
                 }

@@ -81,6 +81,9 @@ pub enum AuthErrorKind {
     /// another key, or a Bearer token where DPoP is required
     /// (401 `invalid_token`).
     BindingMismatch,
+    /// The authorization server says the token is not active (RFC 7662)
+    /// (401 `invalid_token`).
+    Inactive,
 }
 
 impl AuthErrorKind {
@@ -113,6 +116,7 @@ impl AuthErrorKind {
             Self::InvalidDpopProof => "the DPoP proof is invalid",
             Self::UseDpopNonce => "the DPoP proof must carry the server nonce",
             Self::BindingMismatch => "the token's key binding does not fit the request",
+            Self::Inactive => "the token is not active",
         }
     }
 
@@ -145,6 +149,7 @@ impl AuthErrorKind {
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::BindingMismatch => "binding_mismatch",
+            Self::Inactive => "inactive",
         }
     }
 

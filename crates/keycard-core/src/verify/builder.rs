@@ -39,6 +39,8 @@ pub struct VerifierBuilder {
     pub(crate) resource: Option<crate::metadata::ResourceMetadata>,
     pub(crate) scopes_supported: Vec<String>,
     pub(crate) dpop: Option<crate::dpop::DpopConfig>,
+    #[cfg(feature = "introspection")]
+    pub(crate) introspection: Option<crate::introspection::Introspector>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
     pub(crate) fail_open: bool,
     pub(crate) csrf: CsrfPolicy,
@@ -215,6 +217,16 @@ impl VerifierBuilder {
     /// `cnf.jkt` is refused as a Bearer token whatever this says.
     pub fn dpop(mut self, config: crate::dpop::DpopConfig) -> Self {
         self.dpop = Some(config);
+        self
+    }
+
+    /// Ask this introspection endpoint (RFC 7662) about tokens that are not
+    /// JWTs (opaque tokens), and about JWTs too when the introspector says
+    /// so. A verifier may have no keys at all then.
+    #[cfg(feature = "introspection")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
+    pub fn introspection(mut self, introspector: crate::introspection::Introspector) -> Self {
+        self.introspection = Some(introspector);
         self
     }
 
@@ -411,6 +423,10 @@ impl VerifierBuilder {
                 }
                 p
             }
+            #[cfg(feature = "introspection")]
+            None if self.keys.is_empty() && self.introspection.is_some() => {
+                Arc::new(crate::key::KeySet::new())
+            }
             None if self.keys.is_empty() => return Err(ConfigError::NoKey),
             None => Arc::new(self.keys),
         };
@@ -500,6 +516,8 @@ impl VerifierBuilder {
             }),
             realm,
             dpop,
+            #[cfg(feature = "introspection")]
+            introspection: self.introspection,
             metadata,
             metadata_url,
             revocation: self.revocation,

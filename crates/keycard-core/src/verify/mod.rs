@@ -90,6 +90,8 @@ struct Settings {
     pub(crate) claims_config: Arc<ClaimsConfig>,
     pub(crate) realm: Arc<str>,
     pub(crate) dpop: Option<Arc<DpopState>>,
+    #[cfg(feature = "introspection")]
+    pub(crate) introspection: Option<crate::introspection::Introspector>,
     pub(crate) metadata: Option<Arc<crate::metadata::ResourceMetadata>>,
     pub(crate) metadata_url: Option<Arc<str>>,
     pub(crate) revocation: Option<Arc<dyn RevocationStore>>,
@@ -169,6 +171,15 @@ enum PendingKind {
         binding: Option<BindingRequest>,
     },
     Replay(crate::key::BoxFuture<'static, Result<Verified, AuthError>>),
+    #[cfg(feature = "introspection")]
+    Introspect {
+        verifier: Verifier,
+        token: String,
+        found: Found,
+        /// A JWT that already verified locally (`introspect_jwts_too`).
+        local: Option<Verified>,
+        binding: Option<BindingRequest>,
+    },
 }
 
 impl fmt::Debug for PendingVerification {
@@ -183,6 +194,13 @@ impl fmt::Debug for PendingVerification {
             PendingKind::Replay(_) => f
                 .debug_struct("PendingVerification")
                 .field("waits_for", &"replay store")
+                .finish_non_exhaustive(),
+            #[cfg(feature = "introspection")]
+            PendingKind::Introspect { found, .. } => f
+                .debug_struct("PendingVerification")
+                .field("waits_for", &"introspection")
+                .field("token", &"<redacted>")
+                .field("found", found)
                 .finish_non_exhaustive(),
         }
     }
@@ -206,9 +224,30 @@ impl PendingVerification {
         }
     }
 
+    #[cfg(feature = "introspection")]
+    pub(crate) fn introspect(
+        verifier: Verifier,
+        token: String,
+        found: Found,
+        local: Option<Verified>,
+    ) -> Self {
+        Self {
+            kind: PendingKind::Introspect {
+                verifier,
+                token,
+                found,
+                local,
+                binding: None,
+            },
+        }
+    }
+
     fn with_binding(mut self, request: BindingRequest) -> Self {
-        if let PendingKind::Keys { binding, .. } = &mut self.kind {
-            *binding = Some(request);
+        match &mut self.kind {
+            PendingKind::Keys { binding, .. } => *binding = Some(request),
+            #[cfg(feature = "introspection")]
+            PendingKind::Introspect { binding, .. } => *binding = Some(request),
+            PendingKind::Replay(_) => {}
         }
         self
     }
@@ -218,6 +257,14 @@ impl PendingVerification {
     pub async fn finish(self) -> Result<Verified, AuthError> {
         let (verifier, token, found, binding) = match self.kind {
             PendingKind::Replay(fut) => return fut.await,
+            #[cfg(feature = "introspection")]
+            PendingKind::Introspect {
+                verifier,
+                token,
+                found,
+                local,
+                binding,
+            } => return finish_introspection(verifier, token, found, local, binding).await,
             PendingKind::Keys {
                 verifier,
                 token,
@@ -236,10 +283,45 @@ impl PendingVerification {
             Step::Done(Err(e)) => return Err(e),
             Step::NeedsKeys => return Err(verifier.err(AuthErrorKind::UnknownKey.into())),
         };
+        #[cfg(feature = "introspection")]
+        if verifier
+            .0
+            .introspection
+            .as_ref()
+            .is_some_and(crate::introspection::Introspector::jwts_too)
+        {
+            return finish_introspection(verifier, token, found, Some(verified), binding).await;
+        }
         match verifier.bind(verified, &token, binding.as_ref()) {
             Attempt::Done(r) => r,
             Attempt::Pending(p) => Box::pin(p.finish()).await,
         }
+    }
+}
+
+/// Ask the authorization server, then apply the binding rules.
+#[cfg(feature = "introspection")]
+async fn finish_introspection(
+    verifier: Verifier,
+    token: String,
+    found: Found,
+    local: Option<Verified>,
+    binding: Option<BindingRequest>,
+) -> Result<Verified, AuthError> {
+    let Some(introspector) = verifier.0.introspection.clone() else {
+        return Err(verifier.err(AuthErrorKind::UnknownKey.into()));
+    };
+    let verified = match introspector.introspect(&token, verifier.now()).await {
+        Err(e) => return Err(verifier.err(e)),
+        Ok(None) => return Err(verifier.err(AuthErrorKind::Inactive.into())),
+        Ok(Some(answer)) => match local {
+            Some(v) => v,
+            None => verifier.verified_from_introspection(answer.to_vec(), found)?,
+        },
+    };
+    match verifier.bind(verified, &token, binding.as_ref()) {
+        Attempt::Done(r) => r,
+        Attempt::Pending(p) => Box::pin(p.finish()).await,
     }
 }
 
@@ -330,6 +412,43 @@ impl Verifier {
     }
 
     pub(crate) fn verify_now_from(&self, token: &str, found: Found) -> Attempt {
+        #[cfg(feature = "introspection")]
+        if let Some(introspector) = &self.0.introspection {
+            let jwt_shaped = token.bytes().filter(|b| *b == b'.').count() == 2;
+            if !jwt_shaped {
+                if token.len() > self.0.max_token_bytes {
+                    return Attempt::Done(Err(self.err(AuthErrorKind::TokenTooLarge.into())));
+                }
+                if found != Found::Cookie && !crate::source::is_b64token(token.as_bytes()) {
+                    return Attempt::Done(Err(self.err(
+                        AuthError::new(AuthErrorKind::MalformedRequest)
+                            .with_detail("the token is not a b64token"),
+                    )));
+                }
+                return Attempt::Pending(PendingVerification::introspect(
+                    self.clone(),
+                    token.to_owned(),
+                    found,
+                    None,
+                ));
+            }
+            if introspector.jwts_too() {
+                return match self.verify_now_local(token, found) {
+                    Attempt::Done(Ok(v)) => Attempt::Pending(PendingVerification::introspect(
+                        self.clone(),
+                        token.to_owned(),
+                        found,
+                        Some(v),
+                    )),
+                    other => other,
+                };
+            }
+        }
+        self.verify_now_local(token, found)
+    }
+
+    /// Local verification of a JWT (no introspection).
+    fn verify_now_local(&self, token: &str, found: Found) -> Attempt {
         // RFC 6750 §2.1: a header value that is not a b64token is a
         // malformed request (400), not a bad token. Every valid JWS is a
         // b64token, so the per-byte check runs only when verification did

@@ -241,7 +241,7 @@ impl Verifier {
         self.check_revocation(f, exp, payload)?;
         Ok(Verified {
             inner: Arc::new(VerifiedInner {
-                alg: key.alg,
+                alg: Some(key.alg),
                 kid: p.kid,
                 typ: p.typ,
                 facts: p.facts,
@@ -253,6 +253,84 @@ impl Verifier {
                     let _ = cell.set(c);
                     cell
                 }),
+                roles: std::sync::OnceLock::new(),
+                scopes: std::sync::OnceLock::new(),
+                claims_config: s.claims_config.clone(),
+            }),
+            found,
+            cached: false,
+        })
+    }
+
+    /// A [`Verified`] from an active introspection answer (RFC 7662 §2.2):
+    /// its members are the claims, with the same strict types, and the
+    /// same time, issuer, audience, subject and revocation checks as a JWT's
+    /// (an answer without `iss` is the endpoint's own word; one without
+    /// `aud` is refused by a verifier that has audiences).
+    #[cfg(feature = "introspection")]
+    pub(crate) fn verified_from_introspection(
+        &self,
+        payload: Vec<u8>,
+        found: Found,
+    ) -> Result<Verified, AuthError> {
+        let s = &*self.0;
+        let pass = crate::parse::payload_pass(&payload).map_err(|e| {
+            self.err(
+                AuthError::new(AuthErrorKind::InvalidClaimType).with_detail(format!(
+                    "introspection answer: {}",
+                    crate::parse::json_error_detail(&e)
+                )),
+            )
+        })?;
+        let now = self.now();
+        let exp = pass.exp.as_ref().map(|n| n.0);
+        if exp.is_some_and(|exp| exp.saturating_add(s.leeway) < now) {
+            return Err(self.err(AuthErrorKind::Expired.into()));
+        }
+        if pass
+            .nbf
+            .as_ref()
+            .is_some_and(|nbf| nbf.0 > now.saturating_add(s.leeway))
+        {
+            return Err(self.err(AuthErrorKind::NotYetValid.into()));
+        }
+        let facts = crate::parse::Facts::of(pass, &payload);
+        if let Some(iss) = facts.iss.as_ref().map(|t| t.as_str(&payload)) {
+            if !s.issuers.is_empty() && !s.issuers.iter().any(|i| i == iss) {
+                return Err(self.err(AuthErrorKind::WrongIssuer.into()));
+            }
+        }
+        let audiences = s.audiences_for(facts.iss.as_ref().map(|t| t.as_str(&payload)));
+        if !audiences.is_empty() {
+            if facts.aud.is_empty() {
+                return Err(
+                    self.err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"))
+                );
+            }
+            if !facts
+                .aud
+                .iter(&payload)
+                .any(|a| audiences.iter().any(|w| w == a))
+            {
+                return Err(self.err(AuthErrorKind::WrongAudience.into()));
+            }
+        }
+        if s.require_sub && facts.sub.is_none() {
+            return Err(self.err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub")));
+        }
+        let exp = exp.unwrap_or(now);
+        self.check_revocation(&facts, exp, &payload)
+            .map_err(|e| self.err(e))?;
+        Ok(Verified {
+            inner: Arc::new(VerifiedInner {
+                alg: None,
+                kid: None,
+                typ: None,
+                facts,
+                exp,
+                payload,
+                registered: std::sync::OnceLock::new(),
+                claims_json: std::sync::OnceLock::new(),
                 roles: std::sync::OnceLock::new(),
                 scopes: std::sync::OnceLock::new(),
                 claims_config: s.claims_config.clone(),

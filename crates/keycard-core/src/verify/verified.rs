@@ -42,7 +42,8 @@ pub struct Verified {
 }
 
 pub(crate) struct VerifiedInner {
-    pub(crate) alg: Algorithm,
+    /// `None` for an introspected token.
+    pub(crate) alg: Option<Algorithm>,
     pub(crate) kid: Option<HeaderText>,
     pub(crate) typ: Option<HeaderText>,
     /// The registered claims as spans of the payload: no copy.
@@ -231,9 +232,16 @@ impl Verified {
         self.scopes().iter().any(|s| s == scope)
     }
 
-    /// The algorithm that verified the token.
-    pub fn algorithm(&self) -> Algorithm {
+    /// The algorithm that verified the token's signature; `None` for a
+    /// token the authorization server vouched for by introspection.
+    pub fn algorithm(&self) -> Option<Algorithm> {
         self.inner.alg
+    }
+
+    /// Whether the token was accepted on the authorization server's
+    /// introspection answer (RFC 7662) rather than a signature.
+    pub fn introspected(&self) -> bool {
+        self.inner.alg.is_none()
     }
 
     /// The `kid` of the key that verified the token, if it named one.
