@@ -162,7 +162,14 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
 #[cfg(feature = "redis")]
 async fn with_redis(builder: keycard::SessionsBuilder, url: &str) -> keycard::SessionsBuilder {
     let shown = keycard::redis::redact_url(url);
-    let stores = keycard::redis::RedisStores::connect(url)
+    let mut config = keycard::redis::RedisConfig::new(url);
+    // rediss:// with a private CA (PEM file); the system's roots otherwise.
+    if let Ok(path) = std::env::var("KEYCARD_REDIS_CA_FILE") {
+        let pem = std::fs::read(&path)
+            .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_CA_FILE={path}: {e}")));
+        config = config.tls_root_ca_pem(pem);
+    }
+    let stores = keycard::redis::RedisStores::connect_with(config)
         .await
         .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
     println!("Sessions and revocations are shared through Redis at {shown}.");

@@ -163,10 +163,12 @@ impl IntrospectorBuilder {
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http_loopback && loopback => {}
-            _ => return Err(ConfigError::InvalidSetting(format!(
+            _ => {
+                return Err(ConfigError::InvalidSetting(format!(
                 "introspection endpoint {} must be https (plain http only for loopback, by opt-in)",
                 crate::jwks::redact_url(&self.endpoint)
-            ))),
+            )))
+            }
         }
         let client = match &self.client {
             Some(c) => c.clone(),

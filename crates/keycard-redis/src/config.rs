@@ -18,6 +18,7 @@ pub struct RedisConfig {
     pub(crate) health_interval: Duration,
     pub(crate) max_staleness: Duration,
     pub(crate) local_clock: Arc<dyn Clock>,
+    pub(crate) root_ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -80,7 +81,15 @@ impl RedisConfig {
             health_interval: Duration::from_millis(500),
             max_staleness: Duration::from_secs(3),
             local_clock: Arc::new(SystemClock),
+            root_ca_pem: None,
         }
+    }
+
+    /// Trust this CA (PEM) for `rediss://` instead of the system's roots:
+    /// for a private CA, as managed Redis services and self-run clusters use.
+    pub fn tls_root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca_pem = Some(pem.into());
+        self
     }
 
     /// Prefix for every key and channel (to share one Redis between apps).

@@ -151,7 +151,7 @@ impl RedisStores {
                     .set_nodelay(true)
                     .set_keepalive(keepalive),
             );
-        let client = Client::open(info).map_err(unavailable)?;
+        let client = client_for(info, &config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
@@ -240,6 +240,42 @@ impl RedisStores {
     /// to the Redis server's.
     pub fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(RedisClock(self.0.view.clone()))
+    }
+}
+
+/// A client for `info`: plain, or TLS (`rediss://`) with the system roots
+/// or the configured CA.
+fn client_for(info: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client, StoreError> {
+    let tls = config.url.starts_with("rediss://");
+    if !tls {
+        if config.root_ca_pem.is_some() {
+            return Err(unavailable(
+                "a TLS root CA is configured, but the URL is not rediss://",
+            ));
+        }
+        return Client::open(info).map_err(unavailable);
+    }
+    #[cfg(feature = "tls")]
+    {
+        // rustls needs one crypto provider per process: aws-lc-rs, unless
+        // the application installed another.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        match &config.root_ca_pem {
+            Some(pem) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )
+            .map_err(unavailable),
+            None => Client::open(info).map_err(unavailable),
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = info;
+        Err(unavailable("rediss:// needs keycard-redis's `tls` feature"))
     }
 }
 
