@@ -12,79 +12,15 @@
 
 mod common;
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use keycard::tower::{GrpcRejection, JwtAuth, RequireRoles};
-use keycard::{SigningKey, TokenIssuer, TokenType, Verified};
-use tonic::body::Body;
-use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic::{Request, Response, Status};
-use tonic_prost::ProstCodec;
+use keycard::{SigningKey, TokenIssuer, TokenType};
 
 use common::fail;
-
-/// `message Hello { string name = 1; }`
-#[derive(Clone, PartialEq, prost::Message)]
-struct Hello {
-    #[prost(string, tag = "1")]
-    name: String,
-}
-
-#[derive(Clone)]
-struct Greeter;
-
-impl NamedService for Greeter {
-    const NAME: &'static str = "demo.Greeter";
-}
-
-#[derive(Clone)]
-struct Greet;
-
-impl UnaryService<Hello> for Greet {
-    type Response = Hello;
-    type Future = std::future::Ready<Result<Response<Hello>, Status>>;
-
-    fn call(&mut self, req: Request<Hello>) -> Self::Future {
-        let sub = req
-            .extensions()
-            .get::<Verified>()
-            .and_then(|v| v.subject().map(str::to_owned))
-            .unwrap_or_default();
-        std::future::ready(Ok(Response::new(Hello {
-            name: format!("hello {}, from {sub}", req.get_ref().name),
-        })))
-    }
-}
-
-impl tower::Service<http::Request<Body>> for Greeter {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
-    >;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        Box::pin(async move {
-            let mut grpc = Grpc::new(ProstCodec::<Hello, Hello>::default());
-            Ok(grpc.unary(Greet, req).await)
-        })
-    }
-}
+use common::greeter::Greeter;
 
 #[tokio::main]
 async fn main() {
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map_or(50051, |p| {
-            p.parse()
-                .unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number")))
-        });
+    let port = common::ops::port_from_env(50051);
     let secret = std::env::var("KEYCARD_SECRET")
         .unwrap_or_else(|_| format!("{}{}", keycard::random_id(), keycard::random_id()));
     let issuer = TokenIssuer::builder(

@@ -82,13 +82,7 @@ async fn mcp(Authenticated(token): Authenticated, Json(req): Json<Value>) -> Res
 #[tokio::main]
 async fn main() {
     let metrics = common::ops::init();
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map_or(3002, |p| {
-            p.parse()
-                .unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number")))
-        });
+    let port = common::ops::port_from_env(3002);
     let mut config = VerifierConfig::from_env().unwrap_or_else(|e| fail(&e.to_string()));
     if config.providers.is_empty() {
         fail("set KEYCARD_ISSUER (the authorization server), or KEYCARD_JWKS_URL with it");
@@ -111,16 +105,8 @@ async fn main() {
         .route_layer(JwtAuth::new(verifier))
         .route(&metadata_path, get(metadata))
         .route("/health", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let body = metrics.render();
-                async move { ([("content-type", common::ops::METRICS_CONTENT_TYPE)], body) }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+        .route("/metrics", common::ops::metrics_route(metrics));
+    let listener = common::ops::listen(port).await;
     println!("MCP resource server for {resource} on http://127.0.0.1:{port}/mcp");
     common::ops::serve_axum(listener, app)
         .await

@@ -91,15 +91,7 @@ fn app(demo: Shared, metrics: PrometheusHandle) -> Router {
         .route("/", get(page))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route(
-            "/metrics",
-            get(move || async move {
-                (
-                    [("content-type", common::ops::METRICS_CONTENT_TYPE)],
-                    metrics.render(),
-                )
-            }),
-        )
+        .route("/metrics", common::ops::metrics_route(metrics))
         .route("/login", post(login))
         .route("/refresh", post(refresh))
         // Authenticates by itself: by the access token, or by the refresh

@@ -50,13 +50,7 @@ async fn me(Authenticated(t): Authenticated) -> Json<serde_json::Value> {
 #[tokio::main]
 async fn main() {
     let metrics = common::ops::init();
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map_or(3001, |p| {
-            p.parse()
-                .unwrap_or_else(|_| fail(&format!("PORT={p:?} is not a port number")))
-        });
+    let port = common::ops::port_from_env(3001);
     let mut config = VerifierConfig::from_env().unwrap_or_else(|e| fail(&e.to_string()));
     // RFC 9728: this service's resource identifier, for its metadata
     // document and its challenges.
@@ -95,16 +89,8 @@ async fn main() {
                 async move { (status, [("content-type", "application/json")], body).into_response() }
             }),
         )
-        .route(
-            "/metrics",
-            get(move || {
-                let body = metrics.render();
-                async move { ([("content-type", common::ops::METRICS_CONTENT_TYPE)], body) }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap_or_else(|e| fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")));
+        .route("/metrics", common::ops::metrics_route(metrics));
+    let listener = common::ops::listen(port).await;
     let sources: Vec<String> = config
         .providers
         .iter()

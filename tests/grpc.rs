@@ -4,72 +4,16 @@
 //! `grpc-status`; claims reach the handler through the request extensions.
 
 mod common;
-
-use std::convert::Infallible;
-use std::task::{Context, Poll};
+/// The example's greeter service (one definition for both).
+#[path = "../examples/common/greeter.rs"]
+mod greeter;
 
 use common::*;
+use greeter::{Greeter, Hello};
 use http::uri::PathAndQuery;
 use keycard::tower::{GrpcRejection, JwtAuth, RequireRoles};
-use tonic::body::Body;
-use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Status};
 use tonic_prost::ProstCodec;
-
-/// The messages, as prost would generate them from
-/// `message Hello { string name = 1; }`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Hello {
-    #[prost(string, tag = "1")]
-    name: String,
-}
-
-/// `service Greeter { rpc Greet (Hello) returns (Hello); rpc Admin (Hello) returns (Hello); }`
-#[derive(Clone)]
-struct Greeter;
-
-impl NamedService for Greeter {
-    const NAME: &'static str = "demo.Greeter";
-}
-
-#[derive(Clone)]
-struct Greet;
-
-impl UnaryService<Hello> for Greet {
-    type Response = Hello;
-    type Future = std::future::Ready<Result<Response<Hello>, Status>>;
-
-    fn call(&mut self, req: Request<Hello>) -> Self::Future {
-        // The verified token reached the handler through the extensions.
-        let sub = req
-            .extensions()
-            .get::<keycard::Verified>()
-            .and_then(|v| v.subject().map(str::to_owned))
-            .unwrap_or_else(|| "nobody".into());
-        std::future::ready(Ok(Response::new(Hello {
-            name: format!("hello {}, from {sub}", req.get_ref().name),
-        })))
-    }
-}
-
-impl tower::Service<http::Request<Body>> for Greeter {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
-    >;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        Box::pin(async move {
-            let mut grpc = Grpc::new(ProstCodec::<Hello, Hello>::default());
-            Ok(grpc.unary(Greet, req).await)
-        })
-    }
-}
 
 /// A tonic server on a free port, with `layers` around the service.
 async fn serve(admin_only: bool) -> String {

@@ -2,6 +2,7 @@
 //! from the environment, the demo users, and the session logic.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod greeter;
 pub mod ops;
 
 use std::sync::Arc;

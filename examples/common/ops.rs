@@ -32,6 +32,35 @@ pub fn ready(verifier: &Verifier) -> (u16, String) {
     (status, readiness.to_json())
 }
 
+/// `PORT`, or `default` when unset or empty; exits with a message when it
+/// is not a port number.
+pub fn port_from_env(default: u16) -> u16 {
+    std::env::var("PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map_or(default, |p| {
+            p.parse()
+                .unwrap_or_else(|_| super::fail(&format!("PORT={p:?} is not a port number")))
+        })
+}
+
+/// `GET /metrics` for an axum router: the Prometheus text of `handle`.
+pub fn metrics_route<S: Clone + Send + Sync + 'static>(
+    handle: PrometheusHandle,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::get(move || {
+        let body = handle.render();
+        async move { ([("content-type", METRICS_CONTENT_TYPE)], body) }
+    })
+}
+
+/// Bind `127.0.0.1:port`, or exit with a message.
+pub async fn listen(port: u16) -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| super::fail(&format!("cannot listen on 127.0.0.1:{port}: {e}")))
+}
+
 /// How long in-flight requests may take to finish after a stop signal.
 pub const GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 

@@ -355,15 +355,28 @@ pub fn check(answer: &Answer, expect: &Expect) -> Result<(), String> {
 ///
 /// Everything runs under a tracing subscriber at TRACE level, and the log
 /// must not show any fragment of any token the cases sent.
+///
+/// The subscriber is the test binary's global one, set once: a scoped
+/// (`with_default`) subscriber races with tests on other threads that hit
+/// the same callsites first, and `tracing` may then cache "never" for them.
+/// A global subscriber also means every test in the binary is checked.
 pub fn run_table(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, Expect)]) {
-    let log = LogCapture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(log.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || run_table_inner(builder, cases));
-    let text = log.text();
+    let text = match global_log() {
+        Some(log) => {
+            run_table_inner(builder, cases);
+            log.text()
+        }
+        None => {
+            // Someone else owns the global subscriber: fall back to a
+            // scoped one.
+            let log = LogCapture::default();
+            tracing::subscriber::with_default(trace_subscriber(log.clone()), || {
+                tracing::callsite::rebuild_interest_cache();
+                run_table_inner(builder, cases)
+            });
+            log.text()
+        }
+    };
     assert!(
         text.contains("keycard.auth"),
         "the table ran without a keycard.auth span at TRACE"
@@ -376,6 +389,27 @@ pub fn run_table(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, Ex
             );
         }
     }
+}
+
+fn trace_subscriber(log: LogCapture) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(log)
+        .finish()
+}
+
+/// The binary's global TRACE subscriber and its log, installed on first use
+/// (`None` when another global subscriber was set first).
+fn global_log() -> Option<LogCapture> {
+    static LOG: std::sync::OnceLock<Option<LogCapture>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = LogCapture::default();
+        tracing::subscriber::set_global_default(trace_subscriber(log.clone()))
+            .ok()
+            .map(|()| log)
+    })
+    .clone()
 }
 
 /// Pieces of every token-like value a call carries (≥ 16 characters).

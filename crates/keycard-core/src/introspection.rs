@@ -151,33 +151,13 @@ impl IntrospectorBuilder {
     /// Build it.
     pub fn build(self) -> Result<Introspector, ConfigError> {
         crate::key::ensure_crypto()?;
-        let url = url::Url::parse(&self.endpoint).map_err(|e| {
-            ConfigError::InvalidSetting(format!(
-                "introspection endpoint {}: {e}",
-                crate::jwks::redact_url(&self.endpoint)
-            ))
+        crate::jwks::check_url(&self.endpoint, self.allow_http_loopback).map_err(|e| match e {
+            crate::jwks::JwksError::Config(c) => c,
+            other => ConfigError::InvalidSetting(other.to_string()),
         })?;
-        let loopback = matches!(url.host(), Some(url::Host::Domain("localhost")))
-            || matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_http_loopback && loopback => {}
-            _ => {
-                return Err(ConfigError::InvalidSetting(format!(
-                "introspection endpoint {} must be https (plain http only for loopback, by opt-in)",
-                crate::jwks::redact_url(&self.endpoint)
-            )))
-            }
-        }
         let client = match &self.client {
             Some(c) => c.clone(),
-            None => reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?,
+            None => crate::jwks::http_client(self.timeout)?,
         };
         Ok(Introspector(Arc::new(Inner {
             cfg: self,

@@ -13,6 +13,8 @@ use keycard_core::{Clock, SystemClock};
 #[must_use]
 pub struct RedisConfig {
     pub(crate) url: String,
+    /// Seed nodes of a Redis Cluster (`None`: one server at `url`).
+    pub(crate) cluster: Option<Vec<String>>,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) health_interval: Duration,
@@ -25,6 +27,13 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .as_ref()
+                    .map(|seeds| seeds.iter().map(|u| redact_url(u)).collect::<Vec<_>>()),
+            )
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("health_interval", &self.health_interval)
@@ -76,6 +85,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster: None,
             prefix: "keycard:".into(),
             timeout: Duration::from_secs(1),
             health_interval: Duration::from_millis(500),
@@ -83,6 +93,32 @@ impl RedisConfig {
             local_clock: Arc::new(SystemClock),
             root_ca_pem: None,
         }
+    }
+
+    /// Connect to a Redis Cluster through any of its nodes (`seeds`, e.g.
+    /// `redis://10.0.0.1:7000`; the client learns the rest), with the same
+    /// defaults as [`RedisConfig::new`].
+    ///
+    /// In a cluster, every key keycard writes together lives in one hash
+    /// slot: the prefix becomes a hash tag (`keycard:` is used as
+    /// `{keycard}:`; a prefix that already holds `{...}` is kept), so each
+    /// Lua script touches one slot, and announcements and heartbeats go
+    /// through sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7) on the
+    /// shard that owns that slot. Slot moves and failovers break the
+    /// subscription; the sync task notices (a `sunsubscribe`, a
+    /// disconnection, or a heartbeat that does not come back), fails
+    /// closed and resyncs against the new owner, writing back any entry
+    /// the new owner lost. DPoP replay keys are not tagged, so they spread
+    /// over every shard.
+    pub fn cluster<I, S>(seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        let mut config = Self::new(seeds.first().cloned().unwrap_or_default());
+        config.cluster = Some(seeds);
+        config
     }
 
     /// Trust this CA (PEM) for `rediss://` instead of the system's roots:
@@ -147,11 +183,35 @@ pub(crate) struct Keys {
     pub(crate) dpop: String,
 }
 
+/// The prefix as a hash tag, so every key under it lands in one cluster
+/// slot: `keycard:` becomes `{keycard}:`, `app` becomes `{app}`, and a
+/// prefix that already holds a non-empty `{...}` is kept as it is.
+pub(crate) fn hash_tagged(prefix: &str) -> String {
+    if let Some(open) = prefix.find('{') {
+        if prefix[open + 1..].find('}').is_some_and(|close| close > 0) {
+            return prefix.to_owned();
+        }
+    }
+    match prefix.strip_suffix(':') {
+        Some(stem) if !stem.is_empty() => format!("{{{stem}}}:"),
+        _ => format!("{{{prefix}}}"),
+    }
+}
+
 impl Keys {
-    pub(crate) fn new(prefix: &str, node: &str) -> Self {
+    /// The layout for one server (`cluster == false`: unchanged from earlier
+    /// releases, so an upgrade finds its data) or for a cluster (one hash
+    /// slot for everything but the DPoP replay keys).
+    pub(crate) fn new(prefix: &str, node: &str, cluster: bool) -> Self {
+        let dpop = format!("{prefix}dpop:");
+        let prefix = if cluster {
+            hash_tagged(prefix)
+        } else {
+            prefix.to_owned()
+        };
         Self {
             jti: format!("{prefix}rev:jti"),
-            dpop: format!("{prefix}dpop:"),
+            dpop,
             sid: format!("{prefix}rev:sid"),
             sub: format!("{prefix}rev:sub"),
             subcut: format!("{prefix}rev:subcut"),
@@ -175,6 +235,36 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_prefixes_become_one_hash_tag() {
+        assert_eq!(hash_tagged("keycard:"), "{keycard}:");
+        assert_eq!(hash_tagged("app"), "{app}");
+        assert_eq!(hash_tagged("a{tag}b:"), "a{tag}b:");
+        assert_eq!(hash_tagged("x{}:"), "{x{}}:", "an empty tag is no tag");
+        let k = Keys::new("keycard:", "n1", true);
+        for key in [
+            &k.jti,
+            &k.sid,
+            &k.sub,
+            &k.subcut,
+            &k.seq,
+            &k.channel,
+            &k.heartbeat,
+        ] {
+            assert!(key.starts_with("{keycard}:"), "{key}");
+        }
+        assert_eq!(k.family("s1"), "{keycard}:rf:s1");
+        assert_eq!(k.subject("alice"), "{keycard}:rfsub:alice");
+        assert_eq!(k.dpop, "keycard:dpop:", "DPoP keys spread over the shards");
+        let single = Keys::new("keycard:", "n1", false);
+        assert_eq!(single.jti, "keycard:rev:jti", "one server keeps its layout");
+        let dbg = format!(
+            "{:?}",
+            RedisConfig::cluster(["redis://:pw@h:1", "redis://h:2"])
+        );
+        assert!(!dbg.contains("pw") && dbg.contains("h:2"), "{dbg}");
+    }
 
     #[test]
     fn urls_are_redacted() {

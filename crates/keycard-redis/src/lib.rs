@@ -58,6 +58,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod conn;
 mod refresh;
 mod revocation;
 mod scripts;
@@ -74,19 +75,21 @@ use std::time::Duration;
 use keycard_core::{
     Clock, RefreshStore, RevocationEntry, RevocationStore, StoreError, REVOCATION_GRACE,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo};
+use redis::Client;
 
 pub use config::{redact_url, RedisConfig};
 pub use refresh::RedisRefreshStore;
 pub use revocation::RedisRevocationStore;
 
 use config::Keys;
+use conn::Conn;
+use scripts::Scripts;
 use view::View;
 
 struct Shared {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Keys,
+    scripts: &'static Scripts,
     view: Arc<View>,
     timeout: Duration,
     task: tokio::task::JoinHandle<()>,
@@ -132,48 +135,20 @@ impl RedisStores {
     /// Connect, start the background sync, and wait (up to the timeout)
     /// for the first snapshot. Fails when Redis cannot be reached.
     pub async fn connect_with(config: RedisConfig) -> Result<Self, StoreError> {
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(Duration::from_secs(15))
-            .with_interval(Duration::from_secs(5))
-            .with_retries(3);
-        let info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| {
-                unavailable(format!(
-                    "invalid Redis URL {}: {e}",
-                    redact_url(&config.url)
-                ))
-            })?
-            .set_tcp_settings(
-                redis::io::tcp::TcpSettings::default()
-                    .set_nodelay(true)
-                    .set_keepalive(keepalive),
-            );
-        let client = client_for(info, &config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            config.timeout * 2,
-            ConnectionManager::new_with_config(client.clone(), manager_config),
-        )
-        .await
-        .map_err(|_| unavailable("timed out connecting to Redis"))?
-        .map_err(unavailable)?;
-        let keys = Keys::new(&config.prefix, &node_id());
+        let cluster = config.cluster.is_some();
+        let (conn, source) = conn::connect(&config).await?;
+        let keys = Keys::new(&config.prefix, &node_id(), cluster);
+        let scripts = scripts::scripts(cluster);
         let staleness = config.max_staleness.max(config.health_interval * 2);
         let view = Arc::new(View::new(staleness, config.local_clock.clone()));
         let mut probe = conn.clone();
-        sync::measure_clock(&mut probe, &view, config.timeout).await?;
+        sync::measure_clock(&mut probe, &keys, scripts, &view, config.timeout).await?;
         let task = tokio::spawn(
             sync::Sync {
-                client,
+                source,
                 conn: conn.clone(),
                 keys: keys.clone(),
+                scripts,
                 view: view.clone(),
                 timeout: config.timeout,
                 health: config.health_interval,
@@ -183,6 +158,7 @@ impl RedisStores {
         let stores = Self(Arc::new(Shared {
             conn,
             keys,
+            scripts,
             view,
             timeout: config.timeout,
             task,
@@ -245,7 +221,10 @@ impl RedisStores {
 
 /// A client for `info`: plain, or TLS (`rediss://`) with the system roots
 /// or the configured CA.
-fn client_for(info: redis::ConnectionInfo, config: &RedisConfig) -> Result<Client, StoreError> {
+pub(crate) fn client_for(
+    info: redis::ConnectionInfo,
+    config: &RedisConfig,
+) -> Result<Client, StoreError> {
     let tls = config.url.starts_with("rediss://");
     if !tls {
         if config.root_ca_pem.is_some() {
@@ -341,8 +320,9 @@ pub(crate) async fn with_timeout<T>(
 
 /// Write one denylist entry (atomic script; announced to every node).
 pub(crate) async fn revoke(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
+    scripts: &Scripts,
     timeout: Duration,
     e: &RevocationEntry,
 ) -> Result<(), StoreError> {
@@ -352,7 +332,7 @@ pub(crate) async fn revoke(
         EntryKind::Session => &keys.sid,
         _ => &keys.sub,
     };
-    let mut inv = scripts::REVOKE_SCRIPT.prepare_invoke();
+    let mut inv = scripts.revoke.prepare_invoke();
     inv.key(zset)
         .key(&keys.subcut)
         .key(&keys.seq)

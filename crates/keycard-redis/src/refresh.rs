@@ -10,7 +10,6 @@ use keycard_core::{
     Rotation, StoreError,
 };
 
-use crate::scripts::{END_SCRIPT, ROTATE_SCRIPT, START_SCRIPT};
 use crate::{unavailable, with_timeout, Shared};
 
 /// The cluster refresh-family store (see the crate docs).
@@ -28,7 +27,7 @@ impl RedisRefreshStore {
     async fn end_one(&self, sid: &str, revoke_until: i64) -> Result<(), StoreError> {
         let keys = &self.0.keys;
         let mut conn = self.0.conn.clone();
-        let mut inv = END_SCRIPT.prepare_invoke();
+        let mut inv = self.0.scripts.end.prepare_invoke();
         inv.key(keys.family(sid))
             .key(&keys.sid)
             .key(&keys.seq)
@@ -68,7 +67,7 @@ impl RefreshStore for RedisRefreshStore {
         Box::pin(async move {
             let keys = &self.0.keys;
             let mut conn = self.0.conn.clone();
-            let mut inv = START_SCRIPT.prepare_invoke();
+            let mut inv = self.0.scripts.start.prepare_invoke();
             inv.key(keys.family(f.sid))
                 .key(keys.subject(f.sub))
                 .key(&keys.sid)
@@ -95,7 +94,7 @@ impl RefreshStore for RedisRefreshStore {
         Box::pin(async move {
             let keys = &self.0.keys;
             let mut conn = self.0.conn.clone();
-            let mut inv = ROTATE_SCRIPT.prepare_invoke();
+            let mut inv = self.0.scripts.rotate.prepare_invoke();
             inv.key(keys.family(r.sid))
                 .key(&keys.sid)
                 .key(&keys.seq)

@@ -26,7 +26,14 @@ impl RedisRevocationStore {
     fn write(&self, entry: RevocationEntry) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut conn = self.0.conn.clone();
-            revoke(&mut conn, &self.0.keys, self.0.timeout, &entry).await?;
+            revoke(
+                &mut conn,
+                &self.0.keys,
+                self.0.scripts,
+                self.0.timeout,
+                &entry,
+            )
+            .await?;
             // Acknowledged: this node applies it at once, before the echo.
             self.0.view.apply(&entry);
             Ok(())

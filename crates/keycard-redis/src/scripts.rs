@@ -121,9 +121,84 @@ redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s)
 return s
 ";
 
+/// Everything the local view needs, read in one atomic step: the live
+/// entries of each kind (with their `exp`), the subject cut-offs and the
+/// number of the last announcement they include.
+/// KEYS: jti zset, sid zset, sub zset, subject cut-off hash, sequence.
+/// ARGV: horizon (entries with `exp` below it are no longer needed).
+const SNAPSHOT: &str = r"
+local out = {}
+for i = 1, 3 do
+  out[i] = redis.call('ZRANGEBYSCORE', KEYS[i], ARGV[1], '+inf', 'WITHSCORES')
+end
+out[4] = redis.call('HGETALL', KEYS[4])
+out[5] = redis.call('GET', KEYS[5]) or '0'
+return out
+";
+
+/// The clock of the server that holds the keys (in a cluster, the shard
+/// that owns keycard's slot, whose clock the scripts read too).
+/// KEYS: sequence.
+const CLOCK: &str = r"
+return redis.call('TIME')
+";
+
+/// The scripts for one deployment: announcements go out with `PUBLISH` on
+/// one server and with sharded `SPUBLISH` in a cluster (the channel shares
+/// the keys' hash slot, so the script's slot check passes).
+pub(crate) struct Scripts {
+    pub(crate) revoke: Script,
+    pub(crate) start: Script,
+    pub(crate) rotate: Script,
+    pub(crate) end: Script,
+    pub(crate) heartbeat: Script,
+    pub(crate) snapshot: Script,
+    pub(crate) clock: Script,
+}
+
+impl Scripts {
+    fn new(publish: &str) -> Self {
+        let with = |src: &str| Script::new(&src.replace("'PUBLISH'", publish));
+        Self {
+            revoke: with(REVOKE),
+            start: with(START),
+            rotate: with(ROTATE),
+            end: with(END),
+            heartbeat: with(HEARTBEAT),
+            snapshot: Script::new(SNAPSHOT),
+            clock: Script::new(CLOCK),
+        }
+    }
+}
+
 // Hashed once; invoked by EVALSHA with a fallback to EVAL.
-pub(crate) static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE));
-pub(crate) static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(START));
-pub(crate) static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE));
-pub(crate) static END_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(END));
-pub(crate) static HEARTBEAT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEAT));
+static SINGLE: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("'PUBLISH'"));
+static SHARDED: LazyLock<Scripts> = LazyLock::new(|| Scripts::new("'SPUBLISH'"));
+
+/// The scripts for one server, or for a cluster.
+pub(crate) fn scripts(cluster: bool) -> &'static Scripts {
+    if cluster {
+        &SHARDED
+    } else {
+        &SINGLE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cluster_scripts_publish_sharded_and_only_there() {
+        for (src, publishes) in [
+            (super::REVOKE, true),
+            (super::START, true),
+            (super::ROTATE, true),
+            (super::END, true),
+            (super::HEARTBEAT, true),
+            (super::SNAPSHOT, false),
+        ] {
+            assert_eq!(src.contains("'PUBLISH'"), publishes, "{src}");
+            let sharded = src.replace("'PUBLISH'", "'SPUBLISH'");
+            assert!(!sharded.contains("'PUBLISH'"));
+        }
+    }
+}

@@ -7,13 +7,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use keycard_core::{Denylist, EntryKind, RevocationEntry, StoreError, REVOCATION_GRACE};
-use redis::aio::ConnectionManager;
-use redis::Client;
 use tokio::time::Instant;
 
 use crate::config::Keys;
+use crate::conn::{Conn, Incoming, Source, Subscription};
+use crate::scripts::Scripts;
 use crate::view::View;
 use crate::{revoke, unavailable, with_timeout};
 
@@ -41,42 +40,26 @@ pub(crate) fn kind_name(kind: EntryKind) -> &'static str {
 }
 
 /// Load the live entries from Redis, with the number of the last
-/// announcement they include.
+/// announcement they include (one script: atomic on one server and in a
+/// cluster alike).
 async fn snapshot(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     keys: &Keys,
+    scripts: &Scripts,
     timeout: Duration,
     now: i64,
 ) -> Result<(Denylist, u64), StoreError> {
     let horizon = now - REVOCATION_GRACE.as_secs() as i64;
     type Pairs = Vec<(String, i64)>;
-    let (jti, sid, sub, cut, seq): (Pairs, Pairs, Pairs, Vec<(String, i64)>, Option<u64>) =
-        with_timeout(
-            timeout * 5,
-            redis::pipe()
-                .atomic()
-                .cmd("ZRANGEBYSCORE")
-                .arg(&keys.jti)
-                .arg(horizon)
-                .arg("+inf")
-                .arg("WITHSCORES")
-                .cmd("ZRANGEBYSCORE")
-                .arg(&keys.sid)
-                .arg(horizon)
-                .arg("+inf")
-                .arg("WITHSCORES")
-                .cmd("ZRANGEBYSCORE")
-                .arg(&keys.sub)
-                .arg(horizon)
-                .arg("+inf")
-                .arg("WITHSCORES")
-                .cmd("HGETALL")
-                .arg(&keys.subcut)
-                .cmd("GET")
-                .arg(&keys.seq)
-                .query_async(conn),
-        )
-        .await?;
+    let mut inv = scripts.snapshot.prepare_invoke();
+    inv.key(&keys.jti)
+        .key(&keys.sid)
+        .key(&keys.sub)
+        .key(&keys.subcut)
+        .key(&keys.seq)
+        .arg(horizon);
+    let (jti, sid, sub, cut, seq): (Pairs, Pairs, Pairs, Vec<(String, i64)>, u64) =
+        with_timeout(timeout * 5, inv.invoke_async(conn)).await?;
     let mut list = Denylist::default();
     for (id, exp) in jti {
         list.insert(&RevocationEntry::new(EntryKind::Token, id, exp, 0));
@@ -89,18 +72,21 @@ async fn snapshot(
         let c = cut.get(&id).copied().unwrap_or(exp);
         list.insert(&RevocationEntry::new(EntryKind::Subject, id, exp, c));
     }
-    Ok((list, seq.unwrap_or(0)))
+    Ok((list, seq))
 }
 
 /// Read the Redis clock and record its offset to the local one.
 pub(crate) async fn measure_clock(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
+    keys: &Keys,
+    scripts: &Scripts,
     view: &View,
     timeout: Duration,
 ) -> Result<(), StoreError> {
     let before = view.local_millis();
-    let (secs, micros): (i64, i64) =
-        with_timeout(timeout, redis::cmd("TIME").query_async(conn)).await?;
+    let mut inv = scripts.clock.prepare_invoke();
+    inv.key(&keys.seq);
+    let (secs, micros): (i64, i64) = with_timeout(timeout, inv.invoke_async(conn)).await?;
     let after = view.local_millis();
     let redis_ms = secs * 1000 + micros / 1000;
     view.set_clock_offset_ms(redis_ms - (before + after) / 2);
@@ -108,9 +94,10 @@ pub(crate) async fn measure_clock(
 }
 
 pub(crate) struct Sync {
-    pub(crate) client: Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) source: Source,
+    pub(crate) conn: Conn,
     pub(crate) keys: Keys,
+    pub(crate) scripts: &'static Scripts,
     pub(crate) view: Arc<View>,
     pub(crate) timeout: Duration,
     pub(crate) health: Duration,
@@ -135,16 +122,16 @@ impl Sync {
     }
 
     async fn run_once(&mut self) -> Result<(), StoreError> {
-        let (keys, view, timeout) = (&self.keys, &*self.view, self.timeout);
-        let mut pubsub = with_timeout(timeout, self.client.get_async_pubsub()).await?;
-        with_timeout(timeout, pubsub.subscribe(&keys.channel)).await?;
-        with_timeout(timeout, pubsub.subscribe(&keys.heartbeat)).await?;
+        let (keys, view, timeout, scripts) = (&self.keys, &*self.view, self.timeout, self.scripts);
+        let mut messages =
+            Subscription::open(&self.source, &[&keys.channel, &keys.heartbeat], timeout).await?;
         // Subscribed first, so nothing announced from here on is missed:
         // once the snapshot is in, the view holds everything acknowledged
         // before it was asked for.
         let asked = Instant::now();
-        measure_clock(&mut self.conn, view, timeout).await?;
-        let (remote, mut last_seq) = snapshot(&mut self.conn, keys, timeout, view.now()).await?;
+        measure_clock(&mut self.conn, keys, scripts, view, timeout).await?;
+        let (remote, mut last_seq) =
+            snapshot(&mut self.conn, keys, scripts, timeout, view.now()).await?;
         let now = view.now();
         let missing = view.update(|local| {
             local.prune(now);
@@ -163,11 +150,10 @@ impl Sync {
         // Redis lost entries this node knows (e.g. a restart without
         // persistence): write them back so every node learns them again.
         for e in &missing {
-            revoke(&mut self.conn, keys, timeout, e).await?;
+            revoke(&mut self.conn, keys, scripts, timeout, e).await?;
         }
         view.prove(asked);
         view.set_current(true);
-        let mut messages = pubsub.into_on_message();
         let mut ticker = tokio::time::interval(self.health);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Heartbeats in flight: (sequence number, when it was published).
@@ -176,11 +162,12 @@ impl Sync {
         loop {
             tokio::select! {
                 msg = messages.next() => {
-                    let Some(msg) = msg else {
-                        return Err(unavailable("subscription closed"));
+                    let (channel, payload) = match msg {
+                        Incoming::Message { channel, payload } => (channel, payload),
+                        Incoming::Lost(why) => return Err(unavailable(why)),
                     };
-                    let payload = String::from_utf8_lossy(msg.get_payload_bytes());
-                    if msg.get_channel_name() == keys.heartbeat {
+                    let payload = String::from_utf8_lossy(&payload);
+                    if channel == keys.heartbeat {
                         // `n redis_seq`: everything announced before this
                         // heartbeat was published has reached us, and the
                         // last of it was number `redis_seq`.
@@ -227,14 +214,14 @@ impl Sync {
                 _ = ticker.tick() => {
                     seq += 1;
                     let at = Instant::now();
-                    let mut hb = crate::scripts::HEARTBEAT_SCRIPT.prepare_invoke();
+                    let mut hb = scripts.heartbeat.prepare_invoke();
                     hb.key(&keys.seq).arg(&keys.heartbeat).arg(seq);
                     with_timeout(timeout, hb.invoke_async::<String>(&mut self.conn)).await?;
                     sent.push_back((seq, at));
                     if sent.len() > 1024 {
                         sent.pop_front();
                     }
-                    measure_clock(&mut self.conn, view, timeout).await?;
+                    measure_clock(&mut self.conn, keys, scripts, view, timeout).await?;
                     metrics::gauge!(keycard_core::observe::names::REVOCATION_LAG)
                         .set(view.lag().as_secs_f64());
                     metrics::gauge!(keycard_core::observe::names::REVOCATION_CURRENT)

@@ -1,6 +1,9 @@
-//! A throwaway `redis-server` for tests: started on a free loopback port, no
-//! persistence, stoppable and restartable on the same port so a test can
-//! simulate an outage. Needs `redis-server` on `PATH`.
+//! Throwaway Redis for tests: a `redis-server` started on a free loopback
+//! port, no persistence, stoppable and restartable on the same port so a
+//! test can simulate an outage ([`RedisServer`]); a real Redis Cluster with
+//! replicas ([`RedisCluster`]); and a fault-injecting proxy
+//! ([`FaultProxy`]). Needs `redis-server` (and `redis-cli` for a cluster)
+//! on `PATH`.
 //!
 //! ```no_run
 //! use keycard_redis::testing::RedisServer;
@@ -256,4 +259,301 @@ fn pump_down(
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// A throwaway Redis Cluster for tests: `masters` primaries with
+/// `replicas` replicas each, every node a `redis-server --cluster-enabled
+/// yes` on a free loopback port (node timeout 1 s, so a replica takes over
+/// within a few seconds), joined with `redis-cli --cluster create`. Nodes
+/// can be killed and restarted (they rejoin with their saved cluster
+/// config). Needs `redis-server` and `redis-cli` on `PATH`; killed and
+/// cleaned up on drop.
+///
+/// ```no_run
+/// use keycard_redis::testing::RedisCluster;
+///
+/// let mut cluster = RedisCluster::start(3, 1)?;
+/// let seeds = cluster.seeds(); // redis://127.0.0.1:<port> of every node
+/// let (primary, _replicas) = cluster.owner_of("{keycard}:rev:seq")?;
+/// cluster.kill(primary); // a replica is promoted
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RedisCluster {
+    dir: std::path::PathBuf,
+    nodes: Vec<(u16, Option<Child>)>,
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl RedisCluster {
+    /// Start `masters * (1 + replicas)` nodes, create the cluster, and wait
+    /// until every node reports `cluster_state:ok` and agrees on the slots.
+    pub fn start(masters: usize, replicas: usize) -> io::Result<Self> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "keycard-redis-cluster-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut cluster = Self {
+            dir,
+            nodes: Vec::new(),
+        };
+        for _ in 0..masters * (1 + replicas) {
+            let port = free_port()?;
+            cluster.nodes.push((port, None));
+            cluster.restart(port)?;
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for (port, _) in &cluster.nodes {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot run redis-cli: {e}")))?;
+        if !out.status.success() {
+            return Err(other(format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        cluster.wait_healthy(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    /// Start (again) the node on `port`, with its saved cluster config.
+    pub fn restart(&mut self, port: u16) -> io::Result<()> {
+        self.kill(port);
+        let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+            .arg("--cluster-config-file")
+            .arg(&conf)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start redis-server: {e}")))?;
+        if let Some(node) = self.nodes.iter_mut().find(|(p, _)| *p == port) {
+            node.1 = Some(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "redis-server did not start",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Kill the node on `port` (SIGKILL: no goodbye to the cluster).
+    pub fn kill(&mut self, port: u16) {
+        if let Some((_, child)) = self.nodes.iter_mut().find(|(p, _)| *p == port) {
+            if let Some(mut c) = child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>` of every node.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(p, _)| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The ports of the nodes that are running.
+    pub fn running(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Run one command on the node at `port`.
+    pub fn command<T: redis::FromRedisValue>(&self, port: u16, cmd: &redis::Cmd) -> io::Result<T> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).map_err(other)?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .map_err(other)?;
+        cmd.query(&mut conn).map_err(other)
+    }
+
+    /// The primary that owns `key`'s slot and its replicas, as the running
+    /// nodes see it (`CLUSTER SHARDS`).
+    pub fn owner_of(&self, key: &str) -> io::Result<(u16, Vec<u16>)> {
+        let first = *self
+            .running()
+            .first()
+            .ok_or_else(|| other("no node runs"))?;
+        let slot: i64 = self.command(first, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))?;
+        for port in self.running() {
+            let Ok(shards) =
+                self.command::<redis::Value>(port, redis::cmd("CLUSTER").arg("SHARDS"))
+            else {
+                continue;
+            };
+            if let Some(owner) = shard_owning(&shards, slot) {
+                return Ok(owner);
+            }
+        }
+        Err(other(format!("no node knows who owns slot {slot}")))
+    }
+
+    /// The node id of the node at `port`.
+    pub fn node_id(&self, port: u16) -> io::Result<String> {
+        self.command(port, redis::cmd("CLUSTER").arg("MYID"))
+    }
+
+    /// Wait until every running node reports `cluster_state:ok` and
+    /// `redis-cli --cluster check` finds every slot covered and agreed on.
+    pub fn wait_healthy(&self, within: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let ok = self.running().iter().all(|port| {
+                self.command::<String>(*port, redis::cmd("CLUSTER").arg("INFO"))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            }) && self.running().first().is_some_and(|port| {
+                Command::new("redis-cli")
+                    .args(["--cluster", "check", &format!("127.0.0.1:{port}")])
+                    .stdin(Stdio::null())
+                    .output()
+                    .is_ok_and(|o| {
+                        let text = String::from_utf8_lossy(&o.stdout);
+                        o.status.success()
+                            && text.contains("All nodes agree about slots configuration")
+                            && text.contains("All 16384 slots covered")
+                    })
+            });
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the Redis Cluster did not become healthy",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// In a `CLUSTER SHARDS` reply, the shard whose slot ranges hold `slot`:
+/// its online primary's port and its online replicas' ports.
+fn shard_owning(shards: &redis::Value, slot: i64) -> Option<(u16, Vec<u16>)> {
+    use redis::Value;
+    fn map(v: &Value) -> Vec<(String, &Value)> {
+        match v {
+            Value::Array(items) => items
+                .chunks(2)
+                .filter_map(|kv| match (&kv[0], kv.get(1)) {
+                    (Value::BulkString(k), Some(v)) => {
+                        Some((String::from_utf8_lossy(k).into_owned(), v))
+                    }
+                    (Value::SimpleString(k), Some(v)) => Some((k.clone(), v)),
+                    _ => None,
+                })
+                .collect(),
+            Value::Map(pairs) => pairs
+                .iter()
+                .filter_map(|(k, v)| match k {
+                    Value::BulkString(k) => Some((String::from_utf8_lossy(k).into_owned(), v)),
+                    Value::SimpleString(k) => Some((k.clone(), v)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn text(v: &Value) -> String {
+        match v {
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::SimpleString(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            _ => String::new(),
+        }
+    }
+    let Value::Array(shards) = shards else {
+        return None;
+    };
+    for shard in shards {
+        let fields = map(shard);
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let Some(Value::Array(slots)) = get("slots") else {
+            continue;
+        };
+        let ints: Vec<i64> = slots
+            .iter()
+            .filter_map(|v| match v {
+                Value::Int(i) => Some(*i),
+                other => text(other).parse().ok(),
+            })
+            .collect();
+        if !ints
+            .chunks(2)
+            .any(|r| r.len() == 2 && r[0] <= slot && slot <= r[1])
+        {
+            continue;
+        }
+        let Some(Value::Array(nodes)) = get("nodes") else {
+            continue;
+        };
+        let mut primary = None;
+        let mut replicas = Vec::new();
+        for node in nodes {
+            let f = map(node);
+            let get = |name: &str| f.iter().find(|(k, _)| k == name).map(|(_, v)| text(v));
+            let (Some(port), Some(role), health) = (get("port"), get("role"), get("health")) else {
+                continue;
+            };
+            if health.as_deref() != Some("online") {
+                continue;
+            }
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            if role == "master" {
+                primary = Some(port);
+            } else {
+                replicas.push(port);
+            }
+        }
+        if let Some(p) = primary {
+            return Some((p, replicas));
+        }
+    }
+    None
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for port in self.running() {
+            self.kill(port);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -214,12 +214,7 @@ impl JwksBuilder {
         }
         let client = match &self.client {
             Some(c) => c.clone(),
-            None => reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))?,
+            None => http_client(self.timeout)?,
         };
         let (gen, _) = watch::channel(0u64);
         let url = OnceLock::new();
@@ -286,9 +281,11 @@ pub fn redact_url(url: &str) -> String {
     shown
 }
 
-fn check_url(url: &str, allow_http_loopback: bool) -> Result<Url, JwksError> {
+/// An endpoint keycard fetches from: `https`, or plain `http` on loopback
+/// by explicit opt-in. Errors never show credentials in the URL.
+pub(crate) fn check_url(url: &str, allow_http_loopback: bool) -> Result<Url, JwksError> {
     let parsed = Url::parse(url).map_err(|e| {
-        ConfigError::InvalidSetting(format!("invalid JWKS URL {}: {e}", redact_url(url)))
+        ConfigError::InvalidSetting(format!("invalid URL {}: {e}", redact_url(url)))
     })?;
     match parsed.scheme() {
         "https" => Ok(parsed),
@@ -300,6 +297,16 @@ fn check_url(url: &str, allow_http_loopback: bool) -> Result<Url, JwksError> {
         .into()),
         other => Err(ConfigError::InvalidSetting(format!("unsupported URL scheme {other:?}")).into()),
     }
+}
+
+/// keycard's own HTTP client: bounded in time, no redirects.
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ConfigError::InvalidSetting(format!("HTTP client: {e}")))
 }
 
 fn is_loopback(url: &Url) -> bool {
