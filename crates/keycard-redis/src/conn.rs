@@ -166,6 +166,9 @@ pub(crate) enum Subscription {
     Single(redis::aio::PubSubStream),
     Cluster {
         pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+        /// Confirmations of our own `SSUBSCRIBE`s still to come; any
+        /// confirmation beyond them is the client resubscribing elsewhere.
+        confirmations: usize,
         // Kept alive for as long as the subscription is read.
         _conn: ClusterConnection,
     },
@@ -203,6 +206,7 @@ impl Subscription {
                 }
                 Ok(Self::Cluster {
                     pushes,
+                    confirmations: channels.len(),
                     _conn: conn,
                 })
             }
@@ -219,7 +223,11 @@ impl Subscription {
                 },
                 None => Incoming::Lost("subscription closed"),
             },
-            Self::Cluster { pushes, .. } => loop {
+            Self::Cluster {
+                pushes,
+                confirmations,
+                ..
+            } => loop {
                 let Some(push) = pushes.recv().await else {
                     return Incoming::Lost("subscription closed");
                 };
@@ -243,9 +251,17 @@ impl Subscription {
                         return Incoming::Lost("disconnected from the shard")
                     }
                     // Redis 7 unsubscribes shard channels whose slot left
-                    // the node (failover, resharding).
+                    // the node (failover, resharding), and the client
+                    // resubscribes on the slot's new owner by itself.
+                    // Announcements may have gone out in between: resync,
+                    // so that every subscription is followed by a
+                    // snapshot.
                     PushKind::SUnsubscribe => {
-                        return Incoming::Lost("the shard channel moved to another node")
+                        return Incoming::Lost("the shard channel left its node")
+                    }
+                    PushKind::SSubscribe if *confirmations > 0 => *confirmations -= 1,
+                    PushKind::SSubscribe => {
+                        return Incoming::Lost("the shard channel was resubscribed on another node")
                     }
                     _ => continue,
                 }

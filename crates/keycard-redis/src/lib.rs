@@ -178,6 +178,18 @@ impl RedisStores {
         self.0.view.lag()
     }
 
+    /// How many times the view resynced after its first sync: rebuilt its
+    /// subscription and reloaded the snapshot, because the subscription
+    /// broke, Redis failed over or restarted, keycard's slot moved, or an
+    /// announcement was missed. Also the `keycard_revocation_resyncs_total`
+    /// counter.
+    pub fn resyncs(&self) -> u64 {
+        self.0
+            .view
+            .resyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The measured offset of the Redis clock to this node's clock, in
     /// milliseconds.
     pub fn clock_offset_ms(&self) -> i64 {

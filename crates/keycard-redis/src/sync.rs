@@ -115,6 +115,10 @@ impl Sync {
                 backoff = Duration::from_millis(50);
             }
             self.view.set_current(false);
+            self.view
+                .resyncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(keycard_core::observe::names::REVOCATION_RESYNCS).increment(1);
             metrics::gauge!(keycard_core::observe::names::REVOCATION_CURRENT).set(0.0);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));

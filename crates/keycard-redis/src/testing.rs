@@ -410,17 +410,54 @@ impl RedisCluster {
             .first()
             .ok_or_else(|| other("no node runs"))?;
         let slot: i64 = self.command(first, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))?;
+        self.shards()?
+            .into_iter()
+            .find(|s| s.ranges.iter().any(|(lo, hi)| *lo <= slot && slot <= *hi))
+            .map(|s| (s.primary, s.replicas))
+            .ok_or_else(|| other(format!("no node knows who owns slot {slot}")))
+    }
+
+    /// Move every slot of the primary at `from` to the primary at `to`
+    /// with `redis-cli --cluster reshard` (keys migrate with `MIGRATE`),
+    /// and wait until the cluster agrees again. Returns how many slots
+    /// moved.
+    pub fn reshard_all(&self, from: u16, to: u16) -> io::Result<i64> {
+        let count: i64 = self
+            .shards()?
+            .iter()
+            .filter(|s| s.primary == from)
+            .flat_map(|s| s.ranges.iter().map(|(lo, hi)| hi - lo + 1))
+            .sum();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &self.node_id(from)?])
+            .args(["--cluster-to", &self.node_id(to)?])
+            .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(other(format!(
+                "redis-cli --cluster reshard failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        self.wait_healthy(Duration::from_secs(30))?;
+        Ok(count)
+    }
+
+    /// The ports of the online primaries.
+    pub fn primaries(&self) -> io::Result<Vec<u16>> {
+        Ok(self.shards()?.into_iter().map(|s| s.primary).collect())
+    }
+
+    /// The shards as the first running node that answers sees them.
+    fn shards(&self) -> io::Result<Vec<Shard>> {
         for port in self.running() {
-            let Ok(shards) =
-                self.command::<redis::Value>(port, redis::cmd("CLUSTER").arg("SHARDS"))
-            else {
-                continue;
-            };
-            if let Some(owner) = shard_owning(&shards, slot) {
-                return Ok(owner);
+            if let Ok(v) = self.command::<redis::Value>(port, redis::cmd("CLUSTER").arg("SHARDS")) {
+                return Ok(parse_shards(&v));
             }
         }
-        Err(other(format!("no node knows who owns slot {slot}")))
+        Err(other("no node answers CLUSTER SHARDS"))
     }
 
     /// The node id of the node at `port`.
@@ -462,30 +499,24 @@ impl RedisCluster {
     }
 }
 
-/// In a `CLUSTER SHARDS` reply, the shard whose slot ranges hold `slot`:
-/// its online primary's port and its online replicas' ports.
-fn shard_owning(shards: &redis::Value, slot: i64) -> Option<(u16, Vec<u16>)> {
+/// One shard: its slot ranges, its online primary and online replicas.
+struct Shard {
+    ranges: Vec<(i64, i64)>,
+    primary: u16,
+    replicas: Vec<u16>,
+}
+
+/// The shards of a `CLUSTER SHARDS` reply (RESP2 or RESP3) that have an
+/// online primary.
+fn parse_shards(shards: &redis::Value) -> Vec<Shard> {
     use redis::Value;
     fn map(v: &Value) -> Vec<(String, &Value)> {
         match v {
             Value::Array(items) => items
                 .chunks(2)
-                .filter_map(|kv| match (&kv[0], kv.get(1)) {
-                    (Value::BulkString(k), Some(v)) => {
-                        Some((String::from_utf8_lossy(k).into_owned(), v))
-                    }
-                    (Value::SimpleString(k), Some(v)) => Some((k.clone(), v)),
-                    _ => None,
-                })
+                .filter_map(|kv| Some((text(&kv[0]), kv.get(1)?)))
                 .collect(),
-            Value::Map(pairs) => pairs
-                .iter()
-                .filter_map(|(k, v)| match k {
-                    Value::BulkString(k) => Some((String::from_utf8_lossy(k).into_owned(), v)),
-                    Value::SimpleString(k) => Some((k.clone(), v)),
-                    _ => None,
-                })
-                .collect(),
+            Value::Map(pairs) => pairs.iter().map(|(k, v)| (text(k), v)).collect(),
             _ => Vec::new(),
         }
     }
@@ -498,55 +529,48 @@ fn shard_owning(shards: &redis::Value, slot: i64) -> Option<(u16, Vec<u16>)> {
         }
     }
     let Value::Array(shards) = shards else {
-        return None;
+        return Vec::new();
     };
+    let mut out = Vec::new();
     for shard in shards {
         let fields = map(shard);
         let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-        let Some(Value::Array(slots)) = get("slots") else {
+        let (Some(Value::Array(slots)), Some(Value::Array(nodes))) = (get("slots"), get("nodes"))
+        else {
             continue;
         };
-        let ints: Vec<i64> = slots
-            .iter()
-            .filter_map(|v| match v {
-                Value::Int(i) => Some(*i),
-                other => text(other).parse().ok(),
-            })
-            .collect();
-        if !ints
+        let ints: Vec<i64> = slots.iter().filter_map(|v| text(v).parse().ok()).collect();
+        let ranges = ints
             .chunks(2)
-            .any(|r| r.len() == 2 && r[0] <= slot && slot <= r[1])
-        {
-            continue;
-        }
-        let Some(Value::Array(nodes)) = get("nodes") else {
-            continue;
-        };
+            .filter(|r| r.len() == 2)
+            .map(|r| (r[0], r[1]))
+            .collect();
         let mut primary = None;
         let mut replicas = Vec::new();
         for node in nodes {
             let f = map(node);
             let get = |name: &str| f.iter().find(|(k, _)| k == name).map(|(_, v)| text(v));
-            let (Some(port), Some(role), health) = (get("port"), get("role"), get("health")) else {
-                continue;
-            };
-            if health.as_deref() != Some("online") {
+            if get("health").as_deref() != Some("online") {
                 continue;
             }
-            let Ok(port) = port.parse::<u16>() else {
+            let Some(Ok(port)) = get("port").map(|p| p.parse::<u16>()) else {
                 continue;
             };
-            if role == "master" {
+            if get("role").as_deref() == Some("master") {
                 primary = Some(port);
             } else {
                 replicas.push(port);
             }
         }
-        if let Some(p) = primary {
-            return Some((p, replicas));
+        if let Some(primary) = primary {
+            out.push(Shard {
+                ranges,
+                primary,
+                replicas,
+            });
         }
     }
-    None
+    out
 }
 
 impl Drop for RedisCluster {

@@ -25,6 +25,8 @@ pub(crate) struct View {
     /// Redis time minus local time, in milliseconds.
     clock_offset_ms: AtomicI64,
     local_clock: Arc<dyn Clock>,
+    /// Resyncs after the first sync (failures, failovers, slot moves).
+    pub(crate) resyncs: AtomicU64,
 }
 
 impl View {
@@ -38,6 +40,7 @@ impl View {
             max_staleness,
             clock_offset_ms: AtomicI64::new(0),
             local_clock,
+            resyncs: AtomicU64::new(0),
         }
     }
 
