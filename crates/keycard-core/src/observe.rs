@@ -17,6 +17,7 @@
 //! | `keycard_jwks_age_seconds` | gauge | — (seconds since the last good fetch, updated by the refresher and by readiness checks) |
 //! | `keycard_revocation_view_current` | gauge | — (1 or 0; Redis stores) |
 //! | `keycard_revocation_view_lag_seconds` | gauge | — (Redis stores) |
+//! | `keycard_revocation_rewrites_total` | counter | — (Redis stores: own acknowledged revocations written again because they were never announced, e.g. acknowledged by a primary that then failed over) |
 //! | `keycard_revocation_resyncs_total` | counter | — (Redis stores: subscription rebuilt and snapshot reloaded after a failure, failover or slot move) |
 //! | `keycard_refresh_rotations_total` | counter | — |
 //! | `keycard_refresh_reuse_detected_total` | counter | — |
@@ -38,6 +39,9 @@ pub mod names {
     pub const JWKS_AGE: &str = "keycard_jwks_age_seconds";
     /// Whether a cluster revocation view is current (1) or not (0).
     pub const REVOCATION_CURRENT: &str = "keycard_revocation_view_current";
+    /// Own acknowledged revocations written again because they were never
+    /// announced (acknowledged by a primary that then lost them).
+    pub const REVOCATION_REWRITES: &str = "keycard_revocation_rewrites_total";
     /// Times a cluster revocation view resynced (rebuilt its subscription
     /// and reloaded the snapshot) after its first sync.
     pub const REVOCATION_RESYNCS: &str = "keycard_revocation_resyncs_total";

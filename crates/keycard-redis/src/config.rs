@@ -15,6 +15,8 @@ pub struct RedisConfig {
     pub(crate) url: String,
     /// Seed nodes of a Redis Cluster (`None`: one server at `url`).
     pub(crate) cluster: Option<Vec<String>>,
+    /// Sentinels and the primary's service name (`None`: no Sentinel).
+    pub(crate) sentinel: Option<(Vec<String>, String)>,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) health_interval: Duration,
@@ -86,6 +88,7 @@ impl RedisConfig {
         Self {
             url: url.into(),
             cluster: None,
+            sentinel: None,
             prefix: "keycard:".into(),
             timeout: Duration::from_secs(1),
             health_interval: Duration::from_millis(500),
@@ -118,6 +121,30 @@ impl RedisConfig {
         let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
         let mut config = Self::new(seeds.first().cloned().unwrap_or_default());
         config.cluster = Some(seeds);
+        config
+    }
+
+    /// Connect to the primary that Redis Sentinel names for `service`
+    /// (`sentinel monitor <service> ...`), asking any of `sentinels` (e.g.
+    /// `redis://10.0.0.1:26379`), with the same defaults as
+    /// [`RedisConfig::new`]. The key layout is the one-server layout.
+    ///
+    /// The stores follow a failover: a write that fails because the
+    /// primary is gone or was demoted (`READONLY`) makes the node ask the
+    /// sentinels again, and a write that certainly did not run (connection
+    /// refused, `READONLY`) is retried once on the new primary; the sync
+    /// task checks every health interval that its server is still the
+    /// primary, and otherwise fails closed and resyncs against the new one,
+    /// writing back any entry the new primary lost. Plain `redis://` only:
+    /// TLS through Sentinel is not supported yet.
+    pub fn sentinel<I, S>(sentinels: I, service: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let sentinels: Vec<String> = sentinels.into_iter().map(Into::into).collect();
+        let mut config = Self::new(sentinels.first().cloned().unwrap_or_default());
+        config.sentinel = Some((sentinels, service.into()));
         config
     }
 

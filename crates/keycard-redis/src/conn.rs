@@ -1,8 +1,11 @@
-//! How a node talks to Redis: one server through a `ConnectionManager`, or a
+//! How a node talks to Redis: one server through a `ConnectionManager`, a
 //! Redis Cluster through redis-rs's cluster client (which follows `MOVED`
-//! and `ASK` and refreshes its slot map), behind one [`Conn`] that the
-//! scripts run on; and the announcement subscription of each kind
-//! ([`Subscription`]).
+//! and `ASK` and refreshes its slot map), or the primary that Redis
+//! Sentinel names ([`SentinelConn`], which asks again after a failover),
+//! behind one [`Conn`] that the scripts run on; and the announcement
+//! subscription of each kind ([`Subscription`]).
+
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -21,6 +24,7 @@ use crate::unavailable;
 pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(Arc<SentinelConn>),
 }
 
 impl ConnectionLike for Conn {
@@ -28,6 +32,10 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(s) => {
+                let s = s.clone();
+                Box::pin(async move { s.command(cmd).await })
+            }
         }
     }
 
@@ -40,6 +48,17 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(s) => {
+                let s = s.clone();
+                Box::pin(async move {
+                    let mut c = s.current().await?;
+                    let out = c.req_packed_commands(pipeline, offset, count).await;
+                    if let Err(e) = &out {
+                        s.after_error(e);
+                    }
+                    out
+                })
+            }
         }
     }
 
@@ -47,8 +66,181 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(_) => 0,
         }
     }
+}
+
+/// The primary that Redis Sentinel names: a connection to it, asked for
+/// again when a command fails in a way that says the primary moved.
+pub(crate) struct SentinelConn {
+    sentinel: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    /// The current primary's client and connection; `None` after an error
+    /// that says the primary may have moved, until the next command asks
+    /// the sentinels.
+    current: tokio::sync::Mutex<Option<(Client, redis::aio::MultiplexedConnection)>>,
+    stale: std::sync::atomic::AtomicBool,
+    timeout: Duration,
+    service: String,
+    /// A connection to a sentinel, to ask which primary it names.
+    watch: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+impl SentinelConn {
+    /// A client and connection for the primary the sentinels name now.
+    async fn resolve(&self) -> Result<(Client, redis::aio::MultiplexedConnection), StoreError> {
+        let client = {
+            let mut sentinel = self.sentinel.lock().await;
+            crate::with_timeout(self.timeout * 2, sentinel.async_get_client()).await?
+        };
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let conn = crate::with_timeout(
+            self.timeout * 2,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await?;
+        Ok((client, conn))
+    }
+
+    /// The connection to the current primary, asking the sentinels first
+    /// when it is unknown or may have moved.
+    async fn current(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let mut current = self.current.lock().await;
+        if self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            *current = None;
+        }
+        if current.is_none() {
+            *current = Some(self.resolve().await.map_err(to_redis)?);
+        }
+        Ok(current.as_ref().map(|(_, c)| c.clone()).expect("set above"))
+    }
+
+    /// The client of the primary the sentinels name now (asked afresh),
+    /// which the command connection then uses too.
+    pub(crate) async fn primary_client(&self) -> Result<Client, StoreError> {
+        let resolved = self.resolve().await?;
+        let client = resolved.0.clone();
+        *self.current.lock().await = Some(resolved);
+        self.stale.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(client)
+    }
+
+    /// After a failed command: if the primary may have moved, ask the
+    /// sentinels before the next one.
+    fn after_error(&self, e: &redis::RedisError) {
+        if moved(e) || e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+            self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Run one command; retry it once on a freshly named primary when it
+    /// certainly did not run (connection refused, or the server is no
+    /// longer the primary).
+    async fn command(&self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        let mut c = self.current().await?;
+        match c.req_packed_command(cmd).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.after_error(&e);
+                if moved(&e) || e.is_connection_refusal() {
+                    let mut c = self.current().await?;
+                    c.req_packed_command(cmd).await
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Whether the server this node talks to is still the primary, and
+    /// the one the sentinels name. A planned failover promotes a replica
+    /// at once but demotes the old primary only later (seconds); in
+    /// between both accept writes, and what the old one acknowledges is
+    /// lost when it is demoted. Checking the sentinels' word moves this
+    /// node within one health interval of the switch.
+    pub(crate) async fn still_primary(&self) -> Result<(), StoreError> {
+        let mut c = self.current().await.map_err(crate::unavailable)?;
+        let role: Vec<Value> =
+            crate::with_timeout(self.timeout, redis::cmd("ROLE").query_async(&mut c)).await?;
+        if !matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+            self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(crate::unavailable(
+                "the Redis server is no longer the primary",
+            ));
+        }
+        let named = self.named_primary().await?;
+        let here = self
+            .current
+            .lock()
+            .await
+            .as_ref()
+            .map(|(client, _)| client.get_connection_info().addr().clone());
+        match here {
+            Some(redis::ConnectionAddr::Tcp(host, port))
+                if (host.as_str(), port) == (named.0.as_str(), named.1) =>
+            {
+                Ok(())
+            }
+            _ => {
+                self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+                Err(crate::unavailable(
+                    "the sentinels name another primary than the one this node uses",
+                ))
+            }
+        }
+    }
+
+    /// The primary's address as a sentinel names it now.
+    async fn named_primary(&self) -> Result<(String, u16), StoreError> {
+        let mut watch = self.watch.lock().await;
+        if watch.is_none() {
+            let client = {
+                let mut sentinel = self.sentinel.lock().await;
+                crate::with_timeout(self.timeout * 2, sentinel.async_get_sentinel_client()).await?
+            };
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(self.timeout));
+            *watch = Some(
+                crate::with_timeout(
+                    self.timeout,
+                    client.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await?,
+            );
+        }
+        let Some(conn) = watch.as_mut() else {
+            return Err(crate::unavailable("no sentinel connection"));
+        };
+        let answer = crate::with_timeout(
+            self.timeout,
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.service)
+                .query_async::<Option<(String, u16)>>(conn),
+        )
+        .await;
+        match answer {
+            Ok(Some(addr)) => Ok(addr),
+            Ok(None) => Err(crate::unavailable("the sentinels know no such service")),
+            Err(e) => {
+                // Ask another sentinel next time.
+                *watch = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The server said it is not (or no longer) the primary.
+fn moved(e: &redis::RedisError) -> bool {
+    e.code() == Some("READONLY") || e.code() == Some("MASTERDOWN")
+}
+
+fn to_redis(e: StoreError) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "Redis Sentinel", e.to_string()))
 }
 
 /// Where the subscriptions come from: a client for one server, or the
@@ -57,6 +249,7 @@ impl ConnectionLike for Conn {
 pub(crate) enum Source {
     Single(Client),
     Cluster(ClusterSettings),
+    Sentinel(Arc<SentinelConn>),
 }
 
 #[derive(Clone)]
@@ -105,6 +298,40 @@ fn info(url: &str) -> Result<redis::ConnectionInfo, StoreError> {
 
 /// Connect the command connection, and say where subscriptions come from.
 pub(crate) async fn connect(config: &RedisConfig) -> Result<(Conn, Source), StoreError> {
+    if let Some((sentinels, service)) = &config.sentinel {
+        if sentinels.iter().any(|u| !u.starts_with("redis://")) || config.root_ca_pem.is_some() {
+            return Err(unavailable(
+                "Redis Sentinel is supported over plain redis:// only (TLS through Sentinel is not supported yet)",
+            ));
+        }
+        let infos = sentinels
+            .iter()
+            .map(|u| info(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        if infos.is_empty() {
+            return Err(unavailable("Redis Sentinel needs at least one sentinel"));
+        }
+        let client = redis::sentinel::SentinelClient::build(
+            infos,
+            service.clone(),
+            Some(
+                redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_tcp_settings(keepalive()),
+            ),
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(unavailable)?;
+        let conn = Arc::new(SentinelConn {
+            sentinel: tokio::sync::Mutex::new(client),
+            current: tokio::sync::Mutex::new(None),
+            stale: std::sync::atomic::AtomicBool::new(false),
+            timeout: config.timeout,
+            service: service.clone(),
+            watch: tokio::sync::Mutex::new(None),
+        });
+        conn.primary_client().await?;
+        return Ok((Conn::Sentinel(conn.clone()), Source::Sentinel(conn)));
+    }
     let Some(seeds) = &config.cluster else {
         let client = crate::client_for(info(&config.url)?, config)?;
         let manager_config = ConnectionManagerConfig::new()
@@ -183,12 +410,11 @@ impl Subscription {
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         match source {
-            Source::Single(client) => {
-                let mut pubsub = crate::with_timeout(timeout, client.get_async_pubsub()).await?;
-                for channel in channels {
-                    crate::with_timeout(timeout, pubsub.subscribe(*channel)).await?;
-                }
-                Ok(Self::Single(pubsub.into_on_message()))
+            Source::Single(client) => Self::single(client, channels, timeout).await,
+            // Through Sentinel: the primary it names now, which the command
+            // connection then uses too.
+            Source::Sentinel(s) => {
+                Self::single(&s.primary_client().await?, channels, timeout).await
             }
             Source::Cluster(settings) => {
                 let (tx, pushes) = tokio::sync::mpsc::unbounded_channel();
@@ -211,6 +437,18 @@ impl Subscription {
                 })
             }
         }
+    }
+
+    async fn single(
+        client: &Client,
+        channels: &[&str],
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let mut pubsub = crate::with_timeout(timeout, client.get_async_pubsub()).await?;
+        for channel in channels {
+            crate::with_timeout(timeout, pubsub.subscribe(*channel)).await?;
+        }
+        Ok(Self::Single(pubsub.into_on_message()))
     }
 
     /// The next message, or why the subscription is gone.

@@ -45,7 +45,7 @@ impl RedisRefreshStore {
     fn applied(&self, sid: &str, until: i64) {
         self.0
             .view
-            .apply(&RevocationEntry::new(EntryKind::Session, sid, until, 0));
+            .acknowledged(&RevocationEntry::new(EntryKind::Session, sid, until, 0));
     }
 }
 

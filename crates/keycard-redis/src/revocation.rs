@@ -35,7 +35,7 @@ impl RedisRevocationStore {
             )
             .await?;
             // Acknowledged: this node applies it at once, before the echo.
-            self.0.view.apply(&entry);
+            self.0.view.acknowledged(&entry);
             Ok(())
         })
     }

@@ -190,16 +190,37 @@ impl Sync {
                                 "announcement {redis_seq} was published, {last_seq} is the last seen"
                             )));
                         }
+                        let mut proven = None;
                         while let Some((s, at)) = sent.front().copied() {
                             if s > n { break; }
                             sent.pop_front();
-                            if s == n { view.prove(at); }
+                            if s == n { proven = Some(at); }
+                        }
+                        if let Some(at) = proven {
+                            // Own writes acknowledged before this heartbeat
+                            // went out, but never announced here: a server
+                            // that lost them acknowledged them. Write them
+                            // again, to the server this node follows now.
+                            let lost = view.unechoed_before(at);
+                            if !lost.is_empty() {
+                                tracing::warn!(
+                                    count = lost.len(),
+                                    "keycard-redis: acknowledged revocations were never announced (failover?); writing them again"
+                                );
+                                metrics::counter!(keycard_core::observe::names::REVOCATION_REWRITES)
+                                    .increment(lost.len() as u64);
+                            }
+                            for e in &lost {
+                                revoke(&mut self.conn, keys, scripts, timeout, e).await?;
+                            }
+                            view.prove(at);
                         }
                         continue;
                     }
                     match parse_event(&payload) {
                         Some((seq, entry)) => {
                             view.apply(&entry);
+                            view.echoed(&entry);
                             if seq == last_seq + 1 {
                                 last_seq = seq;
                             } else if seq > last_seq + 1 {
@@ -226,6 +247,11 @@ impl Sync {
                         sent.pop_front();
                     }
                     measure_clock(&mut self.conn, keys, scripts, view, timeout).await?;
+                    if let Source::Sentinel(s) = &self.source {
+                        // A planned failover demotes the primary without
+                        // closing our connections: notice, and move.
+                        s.still_primary().await?;
+                    }
                     metrics::gauge!(keycard_core::observe::names::REVOCATION_LAG)
                         .set(view.lag().as_secs_f64());
                     metrics::gauge!(keycard_core::observe::names::REVOCATION_CURRENT)

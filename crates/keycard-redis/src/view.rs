@@ -27,6 +27,9 @@ pub(crate) struct View {
     local_clock: Arc<dyn Clock>,
     /// Resyncs after the first sync (failures, failovers, slot moves).
     pub(crate) resyncs: AtomicU64,
+    /// This node's own acknowledged writes whose announcement has not yet
+    /// come back through the subscription, with when they were last sent.
+    pending: Mutex<Vec<(RevocationEntry, Instant)>>,
 }
 
 impl View {
@@ -41,6 +44,7 @@ impl View {
             clock_offset_ms: AtomicI64::new(0),
             local_clock,
             resyncs: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -57,6 +61,57 @@ impl View {
             return;
         }
         self.update(|l| l.insert(entry));
+    }
+
+    /// Redis acknowledged this node's write: apply it at once, and wait to
+    /// see its announcement come back.
+    ///
+    /// The acknowledgement may come from a server that is about to lose
+    /// it: a primary that is being demoted or failed over, whose last
+    /// writes never reached the replica that takes over. Such a write is
+    /// never announced on the subscription, which follows the current
+    /// primary, so a heartbeat sent after it comes back first; the sync
+    /// task then writes it again ([`View::unechoed_before`]).
+    pub(crate) fn acknowledged(&self, entry: &RevocationEntry) {
+        self.apply(entry);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((entry.clone(), Instant::now()));
+    }
+
+    /// An announcement came back through the subscription: the writes it
+    /// covers are settled.
+    pub(crate) fn echoed(&self, entry: &RevocationEntry) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if !pending.is_empty() {
+            pending.retain(|(p, _)| {
+                !(p.kind == entry.kind
+                    && p.id == entry.id
+                    && entry.exp >= p.exp
+                    && entry.cutoff >= p.cutoff)
+            });
+        }
+    }
+
+    /// Own writes acknowledged before `t` whose announcement has not come
+    /// back although a heartbeat sent at `t` has: they must be written
+    /// again. Each is marked as sent now, so it is not sent again before
+    /// the next heartbeat can tell.
+    pub(crate) fn unechoed_before(&self, t: Instant) -> Vec<RevocationEntry> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (entry, sent) in pending.iter_mut() {
+            if *sent < t {
+                out.push(entry.clone());
+                *sent = now;
+            }
+        }
+        // Entries past their lifetime need no repair.
+        let horizon = self.now() - keycard_core::REVOCATION_GRACE.as_secs() as i64;
+        pending.retain(|(e, _)| e.exp >= horizon);
+        out
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Denylist> {

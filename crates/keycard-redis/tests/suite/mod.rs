@@ -5,7 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keycard_core::{AuthErrorKind, SessionError, Sessions, SigningKey, TokenIssuer};
@@ -36,6 +37,8 @@ pub(crate) fn issuer() -> TokenIssuer {
 pub(crate) enum Target {
     Single(String),
     Cluster(Vec<String>),
+    /// Sentinels watching the service `keycard`.
+    Sentinel(Vec<String>),
 }
 
 impl Target {
@@ -44,6 +47,7 @@ impl Target {
         match self {
             Self::Single(url) => RedisConfig::new(url),
             Self::Cluster(seeds) => RedisConfig::cluster(seeds.clone()),
+            Self::Sentinel(sentinels) => RedisConfig::sentinel(sentinels.clone(), "keycard"),
         }
         .prefix(prefix)
         .timeout(Duration::from_millis(500))
@@ -68,7 +72,7 @@ impl Target {
     /// server, under the prefix as a hash tag in a cluster.
     pub(crate) fn key(&self, prefix: &str, rest: &str) -> String {
         match self {
-            Self::Single(_) => format!("{prefix}{rest}"),
+            Self::Single(_) | Self::Sentinel(_) => format!("{prefix}{rest}"),
             Self::Cluster(_) => {
                 format!("{{{}}}:{rest}", prefix.trim_end_matches(':'))
             }
@@ -86,6 +90,18 @@ impl Target {
             Self::Cluster(seeds) => {
                 let client = redis::cluster::ClusterClient::new(seeds.clone()).unwrap();
                 let mut conn = client.get_async_connection().await.unwrap();
+                cmd.query_async(&mut conn).await.unwrap()
+            }
+            Self::Sentinel(sentinels) => {
+                let mut sentinel = redis::sentinel::SentinelClient::build(
+                    sentinels.clone(),
+                    "keycard",
+                    None,
+                    redis::sentinel::SentinelServerType::Master,
+                )
+                .unwrap();
+                let client = sentinel.async_get_client().await.unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
                 cmd.query_async(&mut conn).await.unwrap()
             }
         }
@@ -224,4 +240,200 @@ pub(crate) async fn stored_ttls_match_token_lifetimes(t: &Target) {
         v.registered().exp,
         "a denylist entry lives until the token's exp"
     );
+}
+
+/// What a fault did, as the nodes saw it.
+#[derive(Debug)]
+pub(crate) struct Windows {
+    /// From the fault until a node's view stopped being current.
+    pub(crate) detected: Option<Duration>,
+    /// From the fault until every node's view was current again.
+    pub(crate) recovered: Duration,
+    /// Longest stretch in which some node's view was not current (checks
+    /// answered 503).
+    pub(crate) fail_closed: Duration,
+    /// Writes that failed (reported as errors, never as successes).
+    pub(crate) failed_writes: usize,
+    /// Revocations acknowledged during the run.
+    pub(crate) acknowledged: usize,
+    /// Resyncs of node A and node B during the fault.
+    pub(crate) resyncs: (u64, u64),
+}
+
+impl Windows {
+    /// Bounds every fault must keep: the nodes recover within 20 s, the
+    /// writer kept acknowledging, and a failed write was reported as such.
+    pub(crate) fn check(&self) {
+        assert!(self.recovered < Duration::from_secs(20), "{self:?}");
+        assert!(self.fail_closed <= self.recovered, "{self:?}");
+        assert!(self.acknowledged > 0, "{self:?}");
+        let _ = self.failed_writes; // reported, not bounded: a fault may fail writes
+    }
+}
+
+/// Traffic on two keycard nodes while `fault` runs: node A logs users in
+/// and out (each acknowledged logout is recorded), node B checks a token
+/// revoked before the fault (it must never pass) and a good one (200 or
+/// 503, nothing else). A monitor samples both views every 2 ms. After the
+/// fault, every acknowledged revocation must be refused by A, B and a node
+/// C that joins afterwards and learns only from Redis.
+pub(crate) async fn under_traffic(
+    t: &Target,
+    p: &str,
+    fault: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Windows {
+    let (a_stores, a) = t.node(p).await;
+    let (b_stores, b) = t.node(p).await;
+    let revoked = a.login("mallory", &json!({})).await.unwrap();
+    let good = a.login("alice", &json!({})).await.unwrap();
+    let v = a.verifier().verify(&revoked.access_token).await.unwrap();
+    a.logout(&v).await.unwrap();
+    let (bv, rt) = (b.verifier().clone(), revoked.access_token.clone());
+    eventually("B knows the revocation", || {
+        futures_now(bv.verify(&rt)).is_err()
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let failed_writes = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (stop, acked, failed, a) = (
+            stop.clone(),
+            acked.clone(),
+            failed_writes.clone(),
+            a.clone(),
+        );
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let Ok(pair) = a.login(&format!("user{i}"), &json!({})).await else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                // The verify may answer 503 while A's view is not current.
+                let Ok(v) = a.verifier().verify(&pair.access_token).await else {
+                    continue;
+                };
+                match a.logout(&v).await {
+                    Ok(()) => acked.lock().unwrap().push(pair.access_token),
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let bad_accepts = Arc::new(AtomicUsize::new(0));
+    let checker = {
+        let (stop, bad, bv) = (stop.clone(), bad_accepts.clone(), b.verifier().clone());
+        let (rt, gt) = (revoked.access_token.clone(), good.access_token.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if bv.verify(&rt).await.is_ok() {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Err(e) = bv.verify(&gt).await {
+                    assert_eq!(e.kind(), AuthErrorKind::StoreUnavailable, "only 503");
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    // Let traffic run, then the fault.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = acked.lock().unwrap().len();
+    assert!(
+        before > 0,
+        "the writer acknowledged revocations before the fault"
+    );
+    let views = [a_stores.clone(), b_stores.clone()];
+    let all_current = |views: &[RedisStores]| views.iter().all(RedisStores::is_current);
+    let monitor = {
+        let (stop, views) = (stop.clone(), views.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let (mut detected, mut longest, mut since) = (None, Duration::ZERO, None::<Instant>);
+            let mut recovered = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if all_current(&views) {
+                    if let Some(s) = since.take() {
+                        longest = longest.max(now - s);
+                        recovered = now - start;
+                    }
+                } else {
+                    detected.get_or_insert(now - start);
+                    since.get_or_insert(now);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (detected, longest, recovered)
+        })
+    };
+    let resyncs_before = (a_stores.resyncs(), b_stores.resyncs());
+    tokio::task::spawn_blocking(fault)
+        .await
+        .unwrap()
+        .expect("the fault runs");
+    // Traffic goes on until both views are current and writes succeed again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = acked.lock().unwrap().len();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if all_current(&views) && acked.lock().unwrap().len() > n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes did not recover");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    checker.await.unwrap();
+    let (detected, fail_closed, recovered) = monitor.await.unwrap();
+    assert_eq!(
+        bad_accepts.load(Ordering::Relaxed),
+        0,
+        "a revoked token passed during the fault"
+    );
+
+    // Nothing acknowledged is lost: A, B, and a node that learns only from
+    // Redis refuse every token whose logout was acknowledged.
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > before,
+        "revocations were acknowledged after the fault"
+    );
+    let (_c_stores, c) = t.node(p).await;
+    for node in [&a, &b] {
+        let nv = node.verifier().clone();
+        let tokens = acked.clone();
+        eventually("every acknowledged revocation reached the node", || {
+            tokens.iter().all(|t| {
+                futures_now(nv.verify(t)).is_err_and(|e| e.kind() == AuthErrorKind::Revoked)
+            })
+        })
+        .await;
+    }
+    for token in &acked {
+        assert_eq!(
+            c.verifier().verify(token).await.unwrap_err().kind(),
+            AuthErrorKind::Revoked,
+            "an acknowledged revocation is missing from the cluster"
+        );
+    }
+    assert!(b.verifier().verify(&good.access_token).await.is_ok());
+    Windows {
+        detected,
+        recovered,
+        fail_closed,
+        failed_writes: failed_writes.load(Ordering::Relaxed),
+        acknowledged: acked.len(),
+        resyncs: (
+            a_stores.resyncs() - resyncs_before.0,
+            b_stores.resyncs() - resyncs_before.1,
+        ),
+    }
 }
