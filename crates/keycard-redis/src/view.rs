@@ -175,3 +175,46 @@ impl View {
         self.clock_offset_ms.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keycard_core::{EntryKind, SystemClock};
+
+    #[test]
+    fn own_writes_stay_pending_until_announced_and_are_resent_once_per_heartbeat() {
+        let view = View::new(Duration::from_secs(3), Arc::new(SystemClock));
+        let exp = SystemClock.now() + 600;
+        let jti = RevocationEntry::new(EntryKind::Token, "j1", exp, 0);
+        let sid = RevocationEntry::new(EntryKind::Session, "s1", exp, 0);
+        let before = Instant::now();
+        view.acknowledged(&jti);
+        view.acknowledged(&sid);
+        assert!(
+            view.snapshot().get(EntryKind::Token, "j1").is_some(),
+            "applied at once"
+        );
+        // A heartbeat sent before the writes proves nothing about them.
+        assert!(view.unechoed_before(before).is_empty());
+        // The token's announcement came back; the session's did not.
+        view.echoed(&jti);
+        std::thread::sleep(Duration::from_millis(2));
+        let heartbeat = Instant::now();
+        assert_eq!(view.unechoed_before(heartbeat), vec![sid.clone()]);
+        // Resent: not again for a heartbeat sent before the resend...
+        assert!(view.unechoed_before(heartbeat).is_empty());
+        // ...and settled once its announcement arrives (a wider one too).
+        view.echoed(&RevocationEntry::new(EntryKind::Session, "s1", exp + 5, 0));
+        assert!(view
+            .unechoed_before(Instant::now() + Duration::from_secs(1))
+            .is_empty());
+        // An announcement for another id or an older exp settles nothing.
+        view.acknowledged(&sid);
+        view.echoed(&RevocationEntry::new(EntryKind::Session, "s2", exp, 0));
+        view.echoed(&RevocationEntry::new(EntryKind::Session, "s1", exp - 1, 0));
+        assert_eq!(
+            view.unechoed_before(Instant::now() + Duration::from_secs(1)),
+            vec![sid]
+        );
+    }
+}
