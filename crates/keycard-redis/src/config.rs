@@ -23,6 +23,7 @@ pub struct RedisConfig {
     pub(crate) max_staleness: Duration,
     pub(crate) local_clock: Arc<dyn Clock>,
     pub(crate) root_ca_pem: Option<Vec<u8>>,
+    pub(crate) wait_replicas: usize,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -95,6 +96,7 @@ impl RedisConfig {
             max_staleness: Duration::from_secs(3),
             local_clock: Arc::new(SystemClock),
             root_ca_pem: None,
+            wait_replicas: 0,
         }
     }
 
@@ -155,6 +157,18 @@ impl RedisConfig {
         self
     }
 
+    /// Acknowledge a write only once `n` replicas have it (`WAIT n`
+    /// after each write, waiting up to half the operation timeout; fewer is an error
+    /// to the caller). Redis replicates asynchronously: without this, a
+    /// primary that dies or is cut off right after acknowledging a logout
+    /// can take it along (each keycard node writes its own acknowledged
+    /// revocations again when it notices, but a node that dies too cannot).
+    /// Default 0. Pair it with the server's `min-replicas-to-write`.
+    pub fn wait_for_replicas(mut self, n: usize) -> Self {
+        self.wait_replicas = n;
+        self
+    }
+
     /// Prefix for every key and channel (to share one Redis between apps).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -208,6 +222,9 @@ pub(crate) struct Keys {
     pub(crate) family: String,
     pub(crate) subject_families: String,
     pub(crate) dpop: String,
+    /// Replicas that must have a write before it counts (`WAIT`); not a
+    /// key, but it travels with them to every write.
+    pub(crate) wait_replicas: usize,
 }
 
 /// The prefix as a hash tag, so every key under it lands in one cluster
@@ -229,7 +246,7 @@ impl Keys {
     /// The layout for one server (`cluster == false`: unchanged from earlier
     /// releases, so an upgrade finds its data) or for a cluster (one hash
     /// slot for everything but the DPoP replay keys).
-    pub(crate) fn new(prefix: &str, node: &str, cluster: bool) -> Self {
+    pub(crate) fn new(prefix: &str, node: &str, cluster: bool, wait_replicas: usize) -> Self {
         let dpop = format!("{prefix}dpop:");
         let prefix = if cluster {
             hash_tagged(prefix)
@@ -239,6 +256,7 @@ impl Keys {
         Self {
             jti: format!("{prefix}rev:jti"),
             dpop,
+            wait_replicas,
             sid: format!("{prefix}rev:sid"),
             sub: format!("{prefix}rev:sub"),
             subcut: format!("{prefix}rev:subcut"),
@@ -269,7 +287,7 @@ mod tests {
         assert_eq!(hash_tagged("app"), "{app}");
         assert_eq!(hash_tagged("a{tag}b:"), "a{tag}b:");
         assert_eq!(hash_tagged("x{}:"), "{x{}}:", "an empty tag is no tag");
-        let k = Keys::new("keycard:", "n1", true);
+        let k = Keys::new("keycard:", "n1", true, 0);
         for key in [
             &k.jti,
             &k.sid,
@@ -284,7 +302,7 @@ mod tests {
         assert_eq!(k.family("s1"), "{keycard}:rf:s1");
         assert_eq!(k.subject("alice"), "{keycard}:rfsub:alice");
         assert_eq!(k.dpop, "keycard:dpop:", "DPoP keys spread over the shards");
-        let single = Keys::new("keycard:", "n1", false);
+        let single = Keys::new("keycard:", "n1", false, 0);
         assert_eq!(single.jti, "keycard:rev:jti", "one server keeps its layout");
         let dbg = format!(
             "{:?}",

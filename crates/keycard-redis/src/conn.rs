@@ -82,8 +82,9 @@ pub(crate) struct SentinelConn {
     stale: std::sync::atomic::AtomicBool,
     timeout: Duration,
     service: String,
-    /// A connection to a sentinel, to ask which primary it names.
-    watch: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Every sentinel, with a connection once one was made, to ask which
+    /// primary each names.
+    watch: tokio::sync::Mutex<Vec<(Client, Option<redis::aio::MultiplexedConnection>)>>,
 }
 
 impl SentinelConn {
@@ -122,6 +123,15 @@ impl SentinelConn {
     pub(crate) async fn primary_client(&self) -> Result<Client, StoreError> {
         let resolved = self.resolve().await?;
         let client = resolved.0.clone();
+        let named = self.named_primary().await?;
+        if !matches!(client.get_connection_info().addr(),
+            redis::ConnectionAddr::Tcp(host, port) if (host.as_str(), *port) == (named.0.as_str(), named.1))
+        {
+            self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(crate::unavailable(
+                "the sentinel asked first names another primary than the majority",
+            ));
+        }
         *self.current.lock().await = Some(resolved);
         self.stale.store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(client)
@@ -192,45 +202,58 @@ impl SentinelConn {
         }
     }
 
-    /// The primary's address as a sentinel names it now.
+    /// The primary's address as a majority of the sentinels names it now.
+    /// A node cut off with a minority of them (and perhaps with an old
+    /// primary that still accepts writes) cannot tell which primary is
+    /// current, and fails closed rather than follow the minority.
     async fn named_primary(&self) -> Result<(String, u16), StoreError> {
         let mut watch = self.watch.lock().await;
-        if watch.is_none() {
-            let client = {
-                let mut sentinel = self.sentinel.lock().await;
-                crate::with_timeout(self.timeout * 2, sentinel.async_get_sentinel_client()).await?
-            };
-            let config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(self.timeout))
-                .set_response_timeout(Some(self.timeout));
-            *watch = Some(
-                crate::with_timeout(
+        let total = watch.len();
+        let mut asks = Vec::with_capacity(total);
+        for (client, conn) in watch.iter_mut() {
+            asks.push(async move {
+                if conn.is_none() {
+                    let config = redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(self.timeout))
+                        .set_response_timeout(Some(self.timeout));
+                    *conn = Some(
+                        crate::with_timeout(
+                            self.timeout,
+                            client.get_multiplexed_async_connection_with_config(&config),
+                        )
+                        .await?,
+                    );
+                }
+                let Some(c) = conn.as_mut() else {
+                    return Err(crate::unavailable("no sentinel connection"));
+                };
+                let answer = crate::with_timeout(
                     self.timeout,
-                    client.get_multiplexed_async_connection_with_config(&config),
+                    redis::cmd("SENTINEL")
+                        .arg("GET-MASTER-ADDR-BY-NAME")
+                        .arg(&self.service)
+                        .query_async::<Option<(String, u16)>>(c),
                 )
-                .await?,
-            );
+                .await;
+                if answer.is_err() {
+                    // Connect again next time.
+                    *conn = None;
+                }
+                answer
+            });
         }
-        let Some(conn) = watch.as_mut() else {
-            return Err(crate::unavailable("no sentinel connection"));
-        };
-        let answer = crate::with_timeout(
-            self.timeout,
-            redis::cmd("SENTINEL")
-                .arg("GET-MASTER-ADDR-BY-NAME")
-                .arg(&self.service)
-                .query_async::<Option<(String, u16)>>(conn),
-        )
-        .await;
-        match answer {
-            Ok(Some(addr)) => Ok(addr),
-            Ok(None) => Err(crate::unavailable("the sentinels know no such service")),
-            Err(e) => {
-                // Ask another sentinel next time.
-                *watch = None;
-                Err(e)
-            }
-        }
+        let answers = futures_util::future::join_all(asks).await;
+        let named: Vec<(String, u16)> = answers.into_iter().flatten().flatten().collect();
+        named
+            .iter()
+            .find(|addr| named.iter().filter(|a| a == addr).count() * 2 > total)
+            .cloned()
+            .ok_or_else(|| {
+                crate::unavailable(format!(
+                    "no majority of the {total} sentinels names one primary ({} answered)",
+                    named.len()
+                ))
+            })
     }
 }
 
@@ -311,6 +334,11 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<(Conn, Source), Stor
         if infos.is_empty() {
             return Err(unavailable("Redis Sentinel needs at least one sentinel"));
         }
+        let watch = infos
+            .iter()
+            .map(|i| Client::open(i.clone()).map(|c| (c, None)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(unavailable)?;
         let client = redis::sentinel::SentinelClient::build(
             infos,
             service.clone(),
@@ -327,7 +355,7 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<(Conn, Source), Stor
             stale: std::sync::atomic::AtomicBool::new(false),
             timeout: config.timeout,
             service: service.clone(),
-            watch: tokio::sync::Mutex::new(None),
+            watch: tokio::sync::Mutex::new(watch),
         });
         conn.primary_client().await?;
         return Ok((Conn::Sentinel(conn.clone()), Source::Sentinel(conn)));

@@ -137,7 +137,12 @@ impl RedisStores {
     pub async fn connect_with(config: RedisConfig) -> Result<Self, StoreError> {
         let cluster = config.cluster.is_some();
         let (conn, source) = conn::connect(&config).await?;
-        let keys = Keys::new(&config.prefix, &node_id(), cluster);
+        if cluster && config.prefix.is_empty() {
+            return Err(unavailable(
+                "a Redis Cluster needs a non-empty key prefix: it becomes the hash tag that keeps keycard's keys in one slot",
+            ));
+        }
+        let keys = Keys::new(&config.prefix, &node_id(), cluster, config.wait_replicas);
         let scripts = scripts::scripts(cluster);
         let staleness = config.max_staleness.max(config.health_interval * 2);
         let view = Arc::new(View::new(staleness, config.local_clock.clone()));
@@ -152,6 +157,8 @@ impl RedisStores {
                 view: view.clone(),
                 timeout: config.timeout,
                 health: config.health_interval,
+                heartbeats: 0,
+                reached_current: false,
             }
             .run_forever(),
         );
@@ -298,6 +305,9 @@ impl keycard_core::dpop::DpopReplayStore for RedisDpopReplay {
                     .await
                     .map_err(|_| unavailable("timed out recording a DPoP proof"))?
                     .map_err(unavailable)?;
+            if set.is_some() {
+                replicated(&mut conn, &self.0.keys, self.0.timeout).await?;
+            }
             Ok(set.is_some())
         })
     }
@@ -355,5 +365,34 @@ pub(crate) async fn revoke(
         .arg(&keys.channel)
         .arg(REVOCATION_GRACE.as_secs());
     with_timeout(timeout, inv.invoke_async::<i64>(conn)).await?;
+    replicated(conn, keys, timeout).await
+}
+
+/// With [`RedisConfig::wait_for_replicas`]: the write counts only once
+/// enough replicas have it.
+pub(crate) async fn replicated(
+    conn: &mut Conn,
+    keys: &Keys,
+    timeout: Duration,
+) -> Result<(), StoreError> {
+    let n = keys.wait_replicas;
+    if n == 0 {
+        return Ok(());
+    }
+    // Half the operation timeout, so the answer beats the connection's
+    // own response timeout and says how many replicas confirmed.
+    let millis = u64::try_from(timeout.as_millis() / 2)
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let got: i64 = with_timeout(
+        timeout,
+        redis::cmd("WAIT").arg(n).arg(millis).query_async(conn),
+    )
+    .await?;
+    if usize::try_from(got).unwrap_or(0) < n {
+        return Err(unavailable(format!(
+            "the write reached {got} of the {n} replicas required"
+        )));
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use keycard_core::{
     Rotation, StoreError,
 };
 
-use crate::{unavailable, with_timeout, Shared};
+use crate::{replicated, unavailable, with_timeout, Shared};
 
 /// The cluster refresh-family store (see the crate docs).
 pub struct RedisRefreshStore(pub(crate) Arc<Shared>);
@@ -36,6 +36,7 @@ impl RedisRefreshStore {
             .arg(revoke_until)
             .arg(&keys.channel);
         with_timeout(self.0.timeout, inv.invoke_async::<i64>(&mut conn)).await?;
+        replicated(&mut conn, keys, self.0.timeout).await?;
         self.applied(sid, revoke_until);
         Ok(())
     }
@@ -83,6 +84,7 @@ impl RefreshStore for RedisRefreshStore {
                 .arg(&keys.channel);
             let evicted: Vec<String> =
                 with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
+            replicated(&mut conn, keys, self.0.timeout).await?;
             for sid in &evicted {
                 self.applied(sid, f.revoke_evicted_until);
             }
@@ -108,6 +110,7 @@ impl RefreshStore for RedisRefreshStore {
                 .arg(r.sid);
             let reply: Vec<String> =
                 with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
+            replicated(&mut conn, keys, self.0.timeout).await?;
             Ok(match field(&reply, 0)? {
                 "rotated" => Rotation::Rotated {
                     session_expires_at: number(&reply, 1)?,

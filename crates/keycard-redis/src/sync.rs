@@ -75,6 +75,9 @@ async fn snapshot(
     Ok((list, seq))
 }
 
+/// The slowest round trip whose clock reading replaces a known offset.
+const MAX_CLOCK_RTT_MS: i64 = 20;
+
 /// Read the Redis clock and record its offset to the local one.
 pub(crate) async fn measure_clock(
     conn: &mut Conn,
@@ -88,6 +91,12 @@ pub(crate) async fn measure_clock(
     inv.key(&keys.seq);
     let (secs, micros): (i64, i64) = with_timeout(timeout, inv.invoke_async(conn)).await?;
     let after = view.local_millis();
+    // The midpoint is off by up to half the round trip: once an offset is
+    // known, a sample from a slow round trip is not worth taking (it could
+    // move a logout's cut-off by hundreds of milliseconds).
+    if after - before > MAX_CLOCK_RTT_MS && view.clock_measured() {
+        return Ok(());
+    }
     let redis_ms = secs * 1000 + micros / 1000;
     view.set_clock_offset_ms(redis_ms - (before + after) / 2);
     Ok(())
@@ -101,6 +110,30 @@ pub(crate) struct Sync {
     pub(crate) view: Arc<View>,
     pub(crate) timeout: Duration,
     pub(crate) health: Duration,
+    /// Heartbeat numbers keep counting across rounds, so a late heartbeat
+    /// of an earlier round never proves a later one.
+    pub(crate) heartbeats: u64,
+    /// The last round became current (the backoff starts over).
+    pub(crate) reached_current: bool,
+}
+
+/// Write `entries` again, many at a time (the connection multiplexes).
+async fn write_back(
+    conn: &Conn,
+    keys: &Keys,
+    scripts: &Scripts,
+    timeout: Duration,
+    entries: &[RevocationEntry],
+) -> Result<(), StoreError> {
+    for chunk in entries.chunks(32) {
+        let mut writes = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            let mut conn = conn.clone();
+            writes.push(async move { revoke(&mut conn, keys, scripts, timeout, e).await });
+        }
+        futures_util::future::try_join_all(writes).await?;
+    }
+    Ok(())
 }
 
 impl Sync {
@@ -111,7 +144,11 @@ impl Sync {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::warn!(error = %e, "keycard-redis: revocation view not current; resyncing");
-            } else {
+            }
+            if std::mem::take(&mut self.reached_current) {
+                // A round that became current ended (a failover, a slot
+                // move): start over at once rather than at the backoff
+                // of old failures.
                 backoff = Duration::from_millis(50);
             }
             self.view.set_current(false);
@@ -151,18 +188,26 @@ impl Sync {
             }
             missing
         });
+        // Own writes the snapshot holds are settled, wherever their
+        // announcement went.
+        view.settled_by(&remote);
         // Redis lost entries this node knows (e.g. a restart without
-        // persistence): write them back so every node learns them again.
-        for e in &missing {
-            revoke(&mut self.conn, keys, scripts, timeout, e).await?;
+        // persistence, or writes a failed-over primary acknowledged):
+        // write them back so every node learns them again.
+        if !missing.is_empty() {
+            tracing::warn!(
+                count = missing.len(),
+                "keycard-redis: Redis lacks revocations this node knows; writing them back"
+            );
+            write_back(&self.conn, keys, scripts, timeout, &missing).await?;
         }
         view.prove(asked);
         view.set_current(true);
+        self.reached_current = true;
         let mut ticker = tokio::time::interval(self.health);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Heartbeats in flight: (sequence number, when it was published).
         let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
-        let mut seq: u64 = 0;
         loop {
             tokio::select! {
                 msg = messages.next() => {
@@ -210,9 +255,7 @@ impl Sync {
                                 metrics::counter!(keycard_core::observe::names::REVOCATION_REWRITES)
                                     .increment(lost.len() as u64);
                             }
-                            for e in &lost {
-                                revoke(&mut self.conn, keys, scripts, timeout, e).await?;
-                            }
+                            write_back(&self.conn, keys, scripts, timeout, &lost).await?;
                             view.prove(at);
                         }
                         continue;
@@ -237,12 +280,13 @@ impl Sync {
                     }
                 }
                 _ = ticker.tick() => {
-                    seq += 1;
+                    self.heartbeats += 1;
+                    let n = self.heartbeats;
                     let at = Instant::now();
                     let mut hb = scripts.heartbeat.prepare_invoke();
-                    hb.key(&keys.seq).arg(&keys.heartbeat).arg(seq);
+                    hb.key(&keys.seq).arg(&keys.heartbeat).arg(n);
                     with_timeout(timeout, hb.invoke_async::<String>(&mut self.conn)).await?;
-                    sent.push_back((seq, at));
+                    sent.push_back((n, at));
                     if sent.len() > 1024 {
                         sent.pop_front();
                     }
@@ -260,7 +304,12 @@ impl Sync {
                     if view.snapshot().has_expired(now) {
                         view.update(|l| l.prune(now));
                     }
-                    if view.lag() > view.max_staleness() {
+                    // The oldest heartbeat still unanswered: a view that is
+                    // past its bound only because loading a large snapshot
+                    // took long (checks fail closed meanwhile) gets the
+                    // chance to prove itself with a heartbeat sent since.
+                    let waiting = sent.front().map_or(Duration::ZERO, |(_, at)| at.elapsed());
+                    if view.lag() > view.max_staleness() && waiting > view.max_staleness() {
                         // The subscription went silent (a dropped flow that
                         // never closed): rebuild it rather than keep
                         // answering from a view that may be stale.

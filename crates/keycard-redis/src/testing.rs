@@ -751,6 +751,27 @@ impl RedisSentinel {
         }
     }
 
+    /// Kill sentinel number `i` (0, 1 or 2).
+    pub fn kill_sentinel(&mut self, i: usize) {
+        if let Some((_, child)) = self.sentinels.get_mut(i) {
+            if let Some(mut c) = child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// The replicas' ports.
+    pub fn replicas(&self) -> io::Result<Vec<u16>> {
+        let primary = self.primary()?;
+        Ok(self
+            .servers
+            .iter()
+            .filter(|(p, c)| *p != primary && c.is_some())
+            .map(|(p, _)| *p)
+            .collect())
+    }
+
     /// Run one command on the Redis server (or sentinel) at `port`.
     pub fn command<T: redis::FromRedisValue>(&self, port: u16, cmd: &redis::Cmd) -> io::Result<T> {
         command(port, cmd)

@@ -27,6 +27,7 @@ pub(crate) struct View {
     local_clock: Arc<dyn Clock>,
     /// Resyncs after the first sync (failures, failovers, slot moves).
     pub(crate) resyncs: AtomicU64,
+    clock_measured: AtomicBool,
     /// This node's own acknowledged writes whose announcement has not yet
     /// come back through the subscription, with when they were last sent.
     pending: Mutex<Vec<(RevocationEntry, Instant)>>,
@@ -44,6 +45,7 @@ impl View {
             clock_offset_ms: AtomicI64::new(0),
             local_clock,
             resyncs: AtomicU64::new(0),
+            clock_measured: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
         }
     }
@@ -92,6 +94,17 @@ impl View {
                     && entry.cutoff >= p.cutoff)
             });
         }
+    }
+
+    /// Own writes that a snapshot holds are settled: Redis has them,
+    /// wherever their announcement went.
+    pub(crate) fn settled_by(&self, remote: &Denylist) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|(p, _)| {
+            !remote
+                .get(p.kind, &p.id)
+                .is_some_and(|r| r.exp >= p.exp && r.cutoff >= p.cutoff)
+        });
     }
 
     /// Own writes acknowledged before `t` whose announcement has not come
@@ -168,6 +181,12 @@ impl View {
 
     pub(crate) fn set_clock_offset_ms(&self, ms: i64) {
         self.clock_offset_ms.store(ms, Ordering::Relaxed);
+        self.clock_measured.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether an offset to the Redis clock was measured yet.
+    pub(crate) fn clock_measured(&self) -> bool {
+        self.clock_measured.load(Ordering::Relaxed)
     }
 
     /// Redis time minus local time, in milliseconds.

@@ -34,6 +34,11 @@ async fn the_store_suite_passes_on_a_cluster() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
+    // An empty prefix cannot be a hash tag: refused with a clear error.
+    let err = keycard_redis::RedisStores::connect_with(t.config(""))
+        .await
+        .expect_err("an empty prefix in a cluster");
+    assert!(err.to_string().contains("non-empty key prefix"), "{err}");
     // Proof keys spread over the shards, and each is first used once.
     for i in 0..32 {
         let key = format!("proof-{i}");

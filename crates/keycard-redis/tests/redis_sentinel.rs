@@ -105,3 +105,48 @@ async fn a_planned_failover_demotes_the_primary_and_the_nodes_follow() {
     w.check();
     println!("planned sentinel failover (SENTINEL FAILOVER): {w:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_can_wait_for_a_replica_and_fail_without_one() {
+    let (mut set, t) = sentinel();
+    let p = prefix();
+    let stores = keycard_redis::RedisStores::connect_with(t.config(&p).wait_for_replicas(1))
+        .await
+        .unwrap();
+    let revocations = stores.revocation();
+    let exp = keycard_core::unix_now() + 600;
+    revocations
+        .revoke_token("on-a-replica-too", exp)
+        .await
+        .expect("the replica confirms the write");
+    for replica in set.replicas().unwrap() {
+        set.kill(replica);
+    }
+    let err = revocations
+        .revoke_token("on-the-primary-alone", exp)
+        .await
+        .expect_err("no replica: the write is not acknowledged");
+    assert!(err.to_string().contains("replicas required"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_hears_no_majority_of_sentinels_fails_closed() {
+    let (mut set, t) = sentinel();
+    let p = prefix();
+    let (stores, _) = t.node(&p).await;
+    assert!(stores.is_current());
+    // Cut off from two of three sentinels: it cannot tell whether a
+    // failover happened elsewhere.
+    set.kill_sentinel(1);
+    set.kill_sentinel(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stores.is_current() {
+        assert!(Instant::now() < deadline, "the node kept answering");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fresh = keycard_redis::RedisStores::connect_with(t.config(&p)).await;
+    assert!(
+        fresh.as_ref().map_or(true, |s| !s.is_current()),
+        "a node that starts now is not current either"
+    );
+}
