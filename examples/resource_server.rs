@@ -64,8 +64,8 @@ async fn main() {
         println!("KEYCARD_AUDIENCE is not set: tokens that carry an audience are refused.");
     }
     let mut builder = config.builder().unwrap_or_else(|e| fail(&e.to_string()));
-    if let Some(url) = &config.revocation_url {
-        builder = with_redis(builder, url).await;
+    if common::redis_wanted(config.revocation_url.as_deref()) {
+        builder = with_redis(builder, config.revocation_url.as_deref()).await;
     }
     let verifier = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
     let ready_verifier = verifier.clone();
@@ -113,15 +113,14 @@ async fn main() {
 
 /// Revocations shared through Redis (feature `redis`).
 #[cfg(feature = "redis")]
-async fn with_redis(builder: keycard::VerifierBuilder, url: &str) -> keycard::VerifierBuilder {
-    let shown = keycard::redis::redact_url(url);
-    let stores = keycard::redis::RedisStores::connect(url)
-        .await
-        .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
-    builder.revocation(stores.revocation())
+async fn with_redis(
+    builder: keycard::VerifierBuilder,
+    url: Option<&str>,
+) -> keycard::VerifierBuilder {
+    builder.revocation(common::redis_stores(url).await.revocation())
 }
 
 #[cfg(not(feature = "redis"))]
-async fn with_redis(_: keycard::VerifierBuilder, _: &str) -> keycard::VerifierBuilder {
-    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support: run it with `--features redis`")
+async fn with_redis(_: keycard::VerifierBuilder, _: Option<&str>) -> keycard::VerifierBuilder {
+    fail("a Redis deployment is configured (KEYCARD_REDIS_*), but this build has no Redis support: run it with `--features redis`")
 }

@@ -435,10 +435,33 @@ fn a_short_secret_is_refused_with_a_clear_message() {
 #[tokio::test]
 async fn two_processes_share_sessions_through_redis() {
     let redis = keycard_redis::testing::RedisServer::start().unwrap();
-    let env = [
-        ("KEYCARD_SECRET", SECRET.to_owned()),
-        ("KEYCARD_REDIS_URL", redis.url()),
-    ];
+    share_sessions(&[("KEYCARD_REDIS_URL", redis.url())]).await;
+}
+
+/// The same through a Redis Cluster (`KEYCARD_REDIS_CLUSTER`).
+#[tokio::test]
+async fn two_processes_share_sessions_through_a_redis_cluster() {
+    let cluster = keycard_redis::testing::RedisCluster::start(3, 0).unwrap();
+    share_sessions(&[("KEYCARD_REDIS_CLUSTER", cluster.seeds().join(","))]).await;
+}
+
+/// The same behind Redis Sentinel (`KEYCARD_REDIS_SENTINELS`).
+#[tokio::test]
+async fn two_processes_share_sessions_behind_redis_sentinel() {
+    let set = keycard_redis::testing::RedisSentinel::start(1).unwrap();
+    share_sessions(&[
+        ("KEYCARD_REDIS_SENTINELS", set.sentinels().join(",")),
+        (
+            "KEYCARD_REDIS_SENTINEL_SERVICE",
+            keycard_redis::testing::RedisSentinel::SERVICE.to_owned(),
+        ),
+    ])
+    .await;
+}
+
+async fn share_sessions(redis: &[(&str, String)]) {
+    let mut env = vec![("KEYCARD_SECRET", SECRET.to_owned())];
+    env.extend(redis.iter().cloned());
     let a = Api {
         server: start_example("quickstart", &env),
         http: Client::new(),

@@ -148,8 +148,8 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
                 None => UserStatus::Refused,
             })
         });
-    if let Some(url) = revocation_url {
-        builder = with_redis(builder, &url).await;
+    if redis_wanted(revocation_url.as_deref()) {
+        builder = with_redis(builder, revocation_url.as_deref()).await;
     }
     let sessions = builder.build().unwrap_or_else(|e| fail(&e.to_string()));
     Demo {
@@ -159,29 +159,55 @@ pub async fn demo_from_env(default_port: u16) -> Demo {
     }
 }
 
-/// Share sessions and revocations through Redis (feature `redis`).
+/// Whether the environment (`KEYCARD_REDIS_URL`, `KEYCARD_REDIS_CLUSTER`,
+/// `KEYCARD_REDIS_SENTINELS`) or the verifier configuration's
+/// `revocation_url` names a Redis deployment.
+pub fn redis_wanted(url: Option<&str>) -> bool {
+    url.is_some()
+        || [
+            "KEYCARD_REDIS_URL",
+            "KEYCARD_REDIS_CLUSTER",
+            "KEYCARD_REDIS_SENTINELS",
+        ]
+        .iter()
+        .any(|n| std::env::var_os(n).is_some())
+}
+
+/// Connect the Redis stores the environment names (see
+/// `RedisConfig::from_env`; a `revocation_url` from the configuration file
+/// counts as `KEYCARD_REDIS_URL`); exits with a message naming the setting
+/// when one is wrong or Redis cannot be reached.
 #[cfg(feature = "redis")]
-async fn with_redis(builder: keycard::SessionsBuilder, url: &str) -> keycard::SessionsBuilder {
-    let shown = keycard::redis::redact_url(url);
-    let mut config = keycard::redis::RedisConfig::new(url);
-    // rediss:// with a private CA (PEM file); the system's roots otherwise.
-    if let Ok(path) = std::env::var("KEYCARD_REDIS_CA_FILE") {
-        let pem = std::fs::read(&path)
-            .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_CA_FILE={path}: {e}")));
-        config = config.tls_root_ca_pem(pem);
-    }
+pub async fn redis_stores(url: Option<&str>) -> keycard::redis::RedisStores {
+    let config = keycard::redis::RedisConfig::from_lookup(|name| match name {
+        "KEYCARD_REDIS_URL" => std::env::var(name).ok().or(url.map(str::to_owned)),
+        _ => std::env::var(name).ok(),
+    })
+    .unwrap_or_else(|e| fail(&e))
+    .unwrap_or_else(|| fail("no Redis deployment is configured"));
+    let shown = config.describe();
     let stores = keycard::redis::RedisStores::connect_with(config)
         .await
-        .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
-    println!("Sessions and revocations are shared through Redis at {shown}.");
+        .unwrap_or_else(|e| fail(&format!("{shown}: {e}")));
+    println!("Sessions and revocations are shared through {shown}.");
+    stores
+}
+
+/// Share sessions and revocations through Redis (feature `redis`).
+#[cfg(feature = "redis")]
+async fn with_redis(
+    builder: keycard::SessionsBuilder,
+    url: Option<&str>,
+) -> keycard::SessionsBuilder {
+    let stores = redis_stores(url).await;
     builder
         .revocation_store(stores.revocation())
         .refresh_store(stores.refresh())
 }
 
 #[cfg(not(feature = "redis"))]
-async fn with_redis(_: keycard::SessionsBuilder, _: &str) -> keycard::SessionsBuilder {
-    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support: run it with `--features redis`")
+async fn with_redis(_: keycard::SessionsBuilder, _: Option<&str>) -> keycard::SessionsBuilder {
+    fail("a Redis deployment is configured (KEYCARD_REDIS_*), but this build has no Redis support: run it with `--features redis`")
 }
 
 fn env_secs(name: &str) -> Option<u64> {

@@ -150,6 +150,105 @@ impl RedisConfig {
         config
     }
 
+    /// The deployment the environment names, or `None` when it names none:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `KEYCARD_REDIS_URL` | one server (`redis://` or `rediss://`) |
+    /// | `KEYCARD_REDIS_CLUSTER` | a Redis Cluster: seed URLs, comma-separated |
+    /// | `KEYCARD_REDIS_SENTINELS` | Redis Sentinel: sentinel URLs, comma-separated, with `KEYCARD_REDIS_SENTINEL_SERVICE` (the monitored primary's name) |
+    /// | `KEYCARD_REDIS_CA_FILE` | a PEM file of the CA to trust for `rediss://` |
+    /// | `KEYCARD_REDIS_PREFIX` | the key prefix (default `keycard:`) |
+    /// | `KEYCARD_REDIS_WAIT_REPLICAS` | [`RedisConfig::wait_for_replicas`] |
+    ///
+    /// At most one of the first three may be set. Errors name the variable
+    /// and never repeat a password.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`RedisConfig::from_env`] over any lookup (tests, other sources).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let list = |name: &str| -> Result<Option<Vec<String>>, String> {
+            let Some(v) = get(name) else { return Ok(None) };
+            let items: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if items.is_empty() {
+                return Err(format!("{name} is set but lists no URL"));
+            }
+            Ok(Some(items))
+        };
+        let url = get("KEYCARD_REDIS_URL").filter(|u| !u.trim().is_empty());
+        let cluster = list("KEYCARD_REDIS_CLUSTER")?;
+        let sentinels = list("KEYCARD_REDIS_SENTINELS")?;
+        let named = [
+            ("KEYCARD_REDIS_URL", url.is_some()),
+            ("KEYCARD_REDIS_CLUSTER", cluster.is_some()),
+            ("KEYCARD_REDIS_SENTINELS", sentinels.is_some()),
+        ];
+        let set: Vec<&str> = named
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect();
+        if set.len() > 1 {
+            return Err(format!("set only one of {}", set.join(", ")));
+        }
+        let mut config = match (url, cluster, sentinels) {
+            (Some(url), _, _) => Self::new(url.trim()),
+            (_, Some(seeds), _) => Self::cluster(seeds),
+            (_, _, Some(sentinels)) => {
+                let service = get("KEYCARD_REDIS_SENTINEL_SERVICE").ok_or(
+                    "KEYCARD_REDIS_SENTINELS is set: KEYCARD_REDIS_SENTINEL_SERVICE must name the monitored primary",
+                )?;
+                Self::sentinel(sentinels, service)
+            }
+            _ => return Ok(None),
+        };
+        if let Some(path) = get("KEYCARD_REDIS_CA_FILE") {
+            let pem =
+                std::fs::read(&path).map_err(|e| format!("KEYCARD_REDIS_CA_FILE={path}: {e}"))?;
+            config = config.tls_root_ca_pem(pem);
+        }
+        if let Some(prefix) = get("KEYCARD_REDIS_PREFIX") {
+            config = config.prefix(prefix);
+        }
+        if let Some(n) = get("KEYCARD_REDIS_WAIT_REPLICAS") {
+            let n = n.trim().parse().map_err(|_| {
+                format!("KEYCARD_REDIS_WAIT_REPLICAS={n:?} is not a number of replicas")
+            })?;
+            config = config.wait_for_replicas(n);
+        }
+        Ok(Some(config))
+    }
+
+    /// Where this configuration connects, safe to log.
+    pub fn describe(&self) -> String {
+        match (&self.cluster, &self.sentinel) {
+            (Some(seeds), _) => format!(
+                "the Redis Cluster at {}",
+                seeds
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (_, Some((sentinels, service))) => format!(
+                "the primary {service} named by the sentinels at {}",
+                sentinels
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => format!("Redis at {}", redact_url(&self.url)),
+        }
+    }
+
     /// Trust this CA (PEM) for `rediss://` instead of the system's roots:
     /// for a private CA, as managed Redis services and self-run clusters use.
     pub fn tls_root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -309,6 +408,87 @@ mod tests {
             RedisConfig::cluster(["redis://:pw@h:1", "redis://h:2"])
         );
         assert!(!dbg.contains("pw") && dbg.contains("h:2"), "{dbg}");
+    }
+
+    #[test]
+    fn the_environment_names_one_deployment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert!(RedisConfig::from_lookup(env(&[])).unwrap().is_none());
+        let c = RedisConfig::from_lookup(env(&[("KEYCARD_REDIS_URL", "redis://:pw@h:1")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.describe(), "Redis at redis://<redacted>@h:1");
+        let c = RedisConfig::from_lookup(env(&[
+            ("KEYCARD_REDIS_CLUSTER", "redis://a:1, redis://b:2"),
+            ("KEYCARD_REDIS_PREFIX", "app:"),
+            ("KEYCARD_REDIS_WAIT_REPLICAS", "1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.cluster.as_ref().map(Vec::len), Some(2));
+        assert_eq!((c.prefix.as_str(), c.wait_replicas), ("app:", 1));
+        let c = RedisConfig::from_lookup(env(&[
+            (
+                "KEYCARD_REDIS_SENTINELS",
+                "redis://s1:26379,redis://s2:26379",
+            ),
+            ("KEYCARD_REDIS_SENTINEL_SERVICE", "main"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(
+            c.describe().contains("main named by the sentinels"),
+            "{}",
+            c.describe()
+        );
+        for (bad, says) in [
+            (
+                &[
+                    ("KEYCARD_REDIS_URL", "redis://h"),
+                    ("KEYCARD_REDIS_CLUSTER", "redis://a"),
+                ][..],
+                "set only one of KEYCARD_REDIS_URL, KEYCARD_REDIS_CLUSTER",
+            ),
+            (
+                &[("KEYCARD_REDIS_CLUSTER", " , ")][..],
+                "KEYCARD_REDIS_CLUSTER is set but lists no URL",
+            ),
+            (
+                &[("KEYCARD_REDIS_SENTINELS", "redis://s")][..],
+                "KEYCARD_REDIS_SENTINEL_SERVICE",
+            ),
+            (
+                &[
+                    ("KEYCARD_REDIS_URL", "redis://h"),
+                    ("KEYCARD_REDIS_WAIT_REPLICAS", "two"),
+                ][..],
+                "KEYCARD_REDIS_WAIT_REPLICAS=\"two\"",
+            ),
+            (
+                &[
+                    ("KEYCARD_REDIS_URL", "redis://h"),
+                    ("KEYCARD_REDIS_CA_FILE", "/nonexistent/ca.pem"),
+                ][..],
+                "KEYCARD_REDIS_CA_FILE=/nonexistent/ca.pem",
+            ),
+        ] {
+            let pairs: Vec<(String, String)> = bad
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let err = RedisConfig::from_lookup(|n| {
+                pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+            })
+            .unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]
