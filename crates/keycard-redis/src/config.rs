@@ -114,7 +114,8 @@ impl RedisConfig {
     /// disconnection, or a heartbeat that does not come back), fails
     /// closed and resyncs against the new owner, writing back any entry
     /// the new owner lost. DPoP replay keys are not tagged, so they spread
-    /// over every shard.
+    /// over every shard (unless your prefix already holds a `{...}` tag).
+    /// The prefix must not be empty.
     pub fn cluster<I, S>(seeds: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -18,10 +18,13 @@
 //! ```
 //!
 //! How it works:
-//! - **Writes** (revoke, rotate) are Lua scripts, so each is atomic, and a
-//!   write counts only once Redis acknowledged it. A failed write is an
-//!   error to the caller, never a silent success. A reuse of a refresh
-//!   token marks the family and revokes the session in the same script.
+//! - **Writes** (revoke, rotate) are Lua scripts: Redis runs each without
+//!   interleaving another command, and a write counts only once Redis
+//!   acknowledged it. A failed write is an error to the caller, never a
+//!   silent success. (Lua does not roll back: a script that fails halfway,
+//!   e.g. during a slot migration, may leave part of its writes.) A reuse of
+//!   a refresh token marks the family and revokes the session in the same
+//!   script.
 //! - **Reads on the request path never touch the network.** Each node keeps
 //!   a local view of the denylist; a background task subscribes to a
 //!   pub/sub channel on which every revocation is announced, then loads a
@@ -36,17 +39,32 @@
 //!   firewall dropped without closing the socket cannot keep a node
 //!   answering from a stale view.
 //! - **Fail closed.** While the view is not known to be current (before the
-//!   first sync, after the subscription broke, while Redis is down), checks
-//!   answer [`StoreError::NotCurrent`], which the verifier turns into 503.
-//! - **Nothing acknowledged is forgotten.** A resync merges the snapshot into
-//!   the local view (entries only ever leave it by expiring) and writes back
-//!   live entries that Redis lost, e.g. after a restart without persistence.
+//!   first sync, after the subscription broke, while Redis is down or
+//!   failing over), checks answer [`StoreError::NotCurrent`], which the
+//!   verifier turns into 503.
+//! - **Nothing a node acknowledged is forgotten while it lives.** A resync
+//!   merges the snapshot into the local view (entries only ever leave it by
+//!   expiring) and writes back live entries that Redis lost, e.g. after a
+//!   restart without persistence or a failover. A node also keeps its own
+//!   acknowledged revocations until their announcement comes back, and
+//!   writes them again when a later heartbeat comes back first (the
+//!   primary that acknowledged them was failing over). Redis replicates
+//!   asynchronously, so a write whose primary and node both die at once
+//!   can be lost; [`RedisConfig::wait_for_replicas`] closes that gap.
+//! - **One server, a Cluster, or Sentinel** ([`RedisConfig::new`],
+//!   [`RedisConfig::cluster`], [`RedisConfig::sentinel`]). In a cluster all
+//!   keys share one hash slot (the prefix is the hash tag) and
+//!   announcements use sharded pub/sub on the slot's shard; a slot move or
+//!   failover makes the node resync against the new owner. Behind
+//!   Sentinel a node follows the primary a majority of the sentinels
+//!   names, and fails closed when it cannot hear a majority.
 //! - **One clock.** The stores measure the Redis server's clock, and
 //!   sessions issue, verify and cut off by it, so clock skew between nodes
 //!   neither lets a token escape "log out everywhere" nor revokes a fresh
 //!   login.
 //!
-//! Keys, under a configurable prefix (default `keycard:`): sorted sets
+//! Keys, under a configurable prefix (default `keycard:`; `{keycard}:` in a
+//! cluster): sorted sets
 //! `rev:jti`, `rev:sid`, `rev:sub` scored by the tokens' `exp` (entries are
 //! kept until `exp` + [`keycard_core::REVOCATION_GRACE`]), a hash
 //! `rev:subcut` of subject cut-off times, the announcement counter
