@@ -263,7 +263,9 @@ impl RedisConfig {
     /// primary that dies or is cut off right after acknowledging a logout
     /// can take it along (each keycard node writes its own acknowledged
     /// revocations again when it notices, but a node that dies too cannot).
-    /// Default 0. Pair it with the server's `min-replicas-to-write`.
+    /// Default 0. Pair it with the server's `min-replicas-to-write`. In a
+    /// Redis Cluster the client sends `WAIT` to every primary and takes
+    /// the smallest answer, so every shard needs `n` replicas.
     pub fn wait_for_replicas(mut self, n: usize) -> Self {
         self.wait_replicas = n;
         self
