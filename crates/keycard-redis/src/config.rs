@@ -51,10 +51,21 @@ impl fmt::Debug for RedisConfig {
 /// parameters (unix-socket URLs) are dropped. A URL that does not parse is
 /// not shown at all.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
+    // A password with a raw `/`, `?` or `#` is not valid in a URL but is
+    // what people write; a parser would read part of it as host, port or
+    // path. So anything up to the last `@` after the scheme counts as
+    // credentials, whatever a parser makes of it.
+    let (had_credentials, cleaned) = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => (true, format!("{scheme}://{}", &rest[at + 1..])),
+            None => (false, url.to_owned()),
+        },
+        None => (false, url.to_owned()),
+    };
+    let Ok(mut parsed) = url::Url::parse(&cleaned) else {
         return "<unparsable url>".into();
     };
-    let had_user = !parsed.username().is_empty() || parsed.password().is_some();
+    let had_user = had_credentials || !parsed.username().is_empty() || parsed.password().is_some();
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
     let kept: Vec<(String, String)> = parsed
@@ -138,8 +149,11 @@ impl RedisConfig {
     /// refused, `READONLY`) is retried once on the new primary; the sync
     /// task checks every health interval that its server is still the
     /// primary, and otherwise fails closed and resyncs against the new one,
-    /// writing back any entry the new primary lost. Plain `redis://` only:
-    /// TLS through Sentinel is not supported yet.
+    /// writing back any entry the new primary lost. A node takes the
+    /// primary a majority of the sentinels names, and neither checks nor
+    /// writes without a majority's recent word (so configure at least
+    /// three). Plain `redis://` only, and data nodes without a password:
+    /// TLS and AUTH through Sentinel are not supported yet.
     pub fn sentinel<I, S>(sentinels: I, service: impl Into<String>) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -265,7 +279,11 @@ impl RedisConfig {
     /// revocations again when it notices, but a node that dies too cannot).
     /// Default 0. Pair it with the server's `min-replicas-to-write`. In a
     /// Redis Cluster the client sends `WAIT` to every primary and takes
-    /// the smallest answer, so every shard needs `n` replicas.
+    /// the smallest answer and cannot pin it to the node that took the
+    /// write, so connecting refuses `wait_for_replicas` with a cluster for
+    /// now. A committed login or rotation whose replicas fall short is
+    /// kept (and logged): failing it would make the client's retry look
+    /// like refresh-token reuse. Revocations do fail on a shortfall.
     pub fn wait_for_replicas(mut self, n: usize) -> Self {
         self.wait_replicas = n;
         self
@@ -279,14 +297,15 @@ impl RedisConfig {
 
     /// Timeout for connecting and for each operation.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        // Bounded, so that the multiples the stores use cannot overflow.
+        self.timeout = timeout.clamp(Duration::from_millis(1), Duration::from_secs(3600));
         self
     }
 
     /// How often the sync task sends a heartbeat through its own
     /// subscription (and pings Redis, and reads the Redis clock).
     pub fn health_interval(mut self, every: Duration) -> Self {
-        self.health_interval = every;
+        self.health_interval = every.clamp(Duration::from_millis(10), Duration::from_secs(3600));
         self
     }
 
@@ -296,7 +315,7 @@ impl RedisConfig {
     /// subscription is rebuilt. Default 3 s; at least twice the health
     /// interval.
     pub fn max_staleness(mut self, bound: Duration) -> Self {
-        self.max_staleness = bound;
+        self.max_staleness = bound.min(Duration::from_secs(24 * 3600));
         self
     }
 
@@ -511,6 +530,25 @@ mod tests {
             "{shown}"
         );
         assert_eq!(redact_url("not a url :pw@"), "<unparsable url>");
+        // Passwords a URL parser would misread: digits then a raw slash.
+        for raw in [
+            "redis://admin:1234/x@h:6379/0",
+            "redis://u:p?q#r@h:1",
+            "redis://:a@b@h:1",
+        ] {
+            let shown = redact_url(raw);
+            assert!(
+                !shown.contains("1234")
+                    && !shown.contains("x@")
+                    && !shown.contains("p?q")
+                    && !shown.contains("a@b"),
+                "{raw} -> {shown}"
+            );
+            assert!(
+                shown.starts_with("redis://<redacted>@h:"),
+                "{raw} -> {shown}"
+            );
+        }
         let dbg = format!("{:?}", RedisConfig::new("redis://u:hunter2@h:1"));
         assert!(!dbg.contains("hunter2"), "{dbg}");
     }

@@ -74,65 +74,106 @@ impl ConnectionLike for Conn {
 /// The primary that Redis Sentinel names: a connection to it, asked for
 /// again when a command fails in a way that says the primary moved.
 pub(crate) struct SentinelConn {
-    sentinel: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
     /// The current primary's client and connection; `None` after an error
     /// that says the primary may have moved, until the next command asks
     /// the sentinels.
     current: tokio::sync::Mutex<Option<(Client, redis::aio::MultiplexedConnection)>>,
     stale: std::sync::atomic::AtomicBool,
+    /// Bumped whenever the connection is replaced: a write and its `WAIT`
+    /// count only when both went over the same connection.
+    generation: std::sync::atomic::AtomicU64,
+    /// When a majority of the sentinels last confirmed the current
+    /// primary (milliseconds after `base`); commands refuse to run on a
+    /// primary not confirmed within `confirm_within`.
+    confirmed_ms: std::sync::atomic::AtomicU64,
+    base: std::time::Instant,
+    confirm_within: Duration,
     timeout: Duration,
     service: String,
+    /// TCP settings for connections to the data nodes.
+    tcp: redis::io::tcp::TcpSettings,
     /// Every sentinel, with a connection once one was made, to ask which
     /// primary each names.
     watch: tokio::sync::Mutex<Vec<(Client, Option<redis::aio::MultiplexedConnection>)>>,
 }
 
 impl SentinelConn {
-    /// A client and connection for the primary the sentinels name now.
+    fn since_base(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn confirm(&self) {
+        self.confirmed_ms
+            .store(self.since_base(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn confirmed_recently(&self) -> bool {
+        let at = self.confirmed_ms.load(std::sync::atomic::Ordering::SeqCst);
+        Duration::from_millis(self.since_base().saturating_sub(at)) <= self.confirm_within
+    }
+
+    /// The connection's generation (see [`SentinelConn::generation`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A client and connection for the primary a majority of the
+    /// sentinels names now, which must also call itself the primary.
     async fn resolve(&self) -> Result<(Client, redis::aio::MultiplexedConnection), StoreError> {
-        let client = {
-            let mut sentinel = self.sentinel.lock().await;
-            crate::with_timeout(self.timeout * 2, sentinel.async_get_client()).await?
-        };
+        let (host, port) = self.named_primary().await?;
+        let info = redis::ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map_err(crate::unavailable)?
+            .set_tcp_settings(self.tcp.clone());
+        let client = Client::open(info).map_err(crate::unavailable)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
-        let conn = crate::with_timeout(
+        let mut conn = crate::with_timeout(
             self.timeout * 2,
             client.get_multiplexed_async_connection_with_config(&config),
         )
         .await?;
+        let role: Vec<Value> =
+            crate::with_timeout(self.timeout, redis::cmd("ROLE").query_async(&mut conn)).await?;
+        if !matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+            return Err(crate::unavailable(
+                "the primary the sentinels name does not call itself primary (yet)",
+            ));
+        }
+        self.confirm();
         Ok((client, conn))
     }
 
     /// The connection to the current primary, asking the sentinels first
-    /// when it is unknown or may have moved.
+    /// when it is unknown, may have moved, or was not confirmed by a
+    /// majority of them recently (a node cut off with a minority, perhaps
+    /// with an old primary that still takes writes, must not write there).
     async fn current(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let mut current = self.current.lock().await;
-        if self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) || !self.confirmed_recently()
+        {
             *current = None;
         }
-        if current.is_none() {
-            *current = Some(self.resolve().await.map_err(to_redis)?);
+        if let Some((_, c)) = current.as_ref() {
+            return Ok(c.clone());
         }
-        Ok(current.as_ref().map(|(_, c)| c.clone()).expect("set above"))
+        let resolved = self.resolve().await.map_err(to_redis)?;
+        let conn = resolved.1.clone();
+        *current = Some(resolved);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(conn)
     }
 
-    /// The client of the primary the sentinels name now (asked afresh),
-    /// which the command connection then uses too.
+    /// The client of the primary a majority of the sentinels names now
+    /// (asked afresh), which the command connection then uses too.
     pub(crate) async fn primary_client(&self) -> Result<Client, StoreError> {
         let resolved = self.resolve().await?;
         let client = resolved.0.clone();
-        let named = self.named_primary().await?;
-        if !matches!(client.get_connection_info().addr(),
-            redis::ConnectionAddr::Tcp(host, port) if (host.as_str(), *port) == (named.0.as_str(), named.1))
-        {
-            self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
-            return Err(crate::unavailable(
-                "the sentinel asked first names another primary than the majority",
-            ));
-        }
         *self.current.lock().await = Some(resolved);
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.stale.store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(client)
     }
@@ -171,11 +212,21 @@ impl SentinelConn {
     /// lost when it is demoted. Checking the sentinels' word moves this
     /// node within one health interval of the switch.
     pub(crate) async fn still_primary(&self) -> Result<(), StoreError> {
+        let checked = self.check_primary().await;
+        match &checked {
+            Ok(()) => self.confirm(),
+            // Whatever went wrong, the next command asks the sentinels
+            // (and needs a majority) before it writes anywhere.
+            Err(_) => self.stale.store(true, std::sync::atomic::Ordering::SeqCst),
+        }
+        checked
+    }
+
+    async fn check_primary(&self) -> Result<(), StoreError> {
         let mut c = self.current().await.map_err(crate::unavailable)?;
         let role: Vec<Value> =
             crate::with_timeout(self.timeout, redis::cmd("ROLE").query_async(&mut c)).await?;
         if !matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
-            self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
             return Err(crate::unavailable(
                 "the Redis server is no longer the primary",
             ));
@@ -193,12 +244,9 @@ impl SentinelConn {
             {
                 Ok(())
             }
-            _ => {
-                self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
-                Err(crate::unavailable(
-                    "the sentinels name another primary than the one this node uses",
-                ))
-            }
+            _ => Err(crate::unavailable(
+                "the sentinels name another primary than the one this node uses",
+            )),
         }
     }
 
@@ -334,27 +382,29 @@ pub(crate) async fn connect(config: &RedisConfig) -> Result<(Conn, Source), Stor
         if infos.is_empty() {
             return Err(unavailable("Redis Sentinel needs at least one sentinel"));
         }
+        let mut seen = std::collections::HashSet::new();
         let watch = infos
             .iter()
+            .filter(|i| seen.insert(format!("{:?}", i.addr())))
             .map(|i| Client::open(i.clone()).map(|c| (c, None)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(unavailable)?;
-        let client = redis::sentinel::SentinelClient::build(
-            infos,
-            service.clone(),
-            Some(
-                redis::sentinel::SentinelNodeConnectionInfo::default()
-                    .set_tcp_settings(keepalive()),
-            ),
-            redis::sentinel::SentinelServerType::Master,
-        )
-        .map_err(unavailable)?;
+        if watch.len() < 3 {
+            tracing::warn!(
+                sentinels = watch.len(),
+                "keycard-redis: fewer than three distinct sentinels configured; a majority of them cannot tell a partition from a failover"
+            );
+        }
         let conn = Arc::new(SentinelConn {
-            sentinel: tokio::sync::Mutex::new(client),
             current: tokio::sync::Mutex::new(None),
             stale: std::sync::atomic::AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            confirmed_ms: std::sync::atomic::AtomicU64::new(0),
+            base: std::time::Instant::now(),
+            confirm_within: config.max_staleness.max(config.health_interval * 2),
             timeout: config.timeout,
             service: service.clone(),
+            tcp: keepalive(),
             watch: tokio::sync::Mutex::new(watch),
         });
         conn.primary_client().await?;

@@ -155,6 +155,11 @@ impl RedisStores {
     pub async fn connect_with(config: RedisConfig) -> Result<Self, StoreError> {
         let cluster = config.cluster.is_some();
         let (conn, source) = conn::connect(&config).await?;
+        if cluster && config.wait_replicas > 0 {
+            return Err(unavailable(
+                "wait_for_replicas is not supported with a Redis Cluster yet: WAIT cannot be pinned to the node that took the write",
+            ));
+        }
         if cluster && config.prefix.is_empty() {
             return Err(unavailable(
                 "a Redis Cluster needs a non-empty key prefix: it becomes the hash tag that keeps keycard's keys in one slot",
@@ -177,6 +182,7 @@ impl RedisStores {
                 health: config.health_interval,
                 heartbeats: 0,
                 reached_current: false,
+                current_since: None,
             }
             .run_forever(),
         );
@@ -212,6 +218,17 @@ impl RedisStores {
         self.0
             .view
             .resyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many of this node's own acknowledged revocations it wrote again
+    /// because their announcement never came back (the primary that
+    /// acknowledged them failed over). Also the
+    /// `keycard_revocation_rewrites_total` counter.
+    pub fn rewrites(&self) -> u64 {
+        self.0
+            .view
+            .rewrites
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -318,13 +335,14 @@ impl keycard_core::dpop::DpopReplayStore for RedisDpopReplay {
                 .arg("NX")
                 .arg("EXAT")
                 .arg(expires_at.max(1));
+            let before = generation(&conn);
             let set: Option<String> =
                 tokio::time::timeout(self.0.timeout, cmd.query_async(&mut conn))
                     .await
                     .map_err(|_| unavailable("timed out recording a DPoP proof"))?
                     .map_err(unavailable)?;
             if set.is_some() {
-                replicated(&mut conn, &self.0.keys, self.0.timeout).await?;
+                replicated(&mut conn, &self.0.keys, self.0.timeout, before).await?;
             }
             Ok(set.is_some())
         })
@@ -382,16 +400,30 @@ pub(crate) async fn revoke(
         .arg(e.cutoff)
         .arg(&keys.channel)
         .arg(REVOCATION_GRACE.as_secs());
+    let before = generation(conn);
     with_timeout(timeout, inv.invoke_async::<i64>(conn)).await?;
-    replicated(conn, keys, timeout).await
+    replicated(conn, keys, timeout, before).await
 }
 
-/// With [`RedisConfig::wait_for_replicas`]: the write counts only once
-/// enough replicas have it.
+/// Which connection a command will go over: a write and its `WAIT`
+/// count only when this did not change in between (Sentinel replaces its
+/// connection when the primary moves; the others keep theirs).
+pub(crate) fn generation(conn: &Conn) -> u64 {
+    match conn {
+        Conn::Sentinel(s) => s.generation(),
+        _ => 0,
+    }
+}
+
+/// With [`RedisConfig::wait_for_replicas`]: the write made at connection
+/// generation `before` counts only once enough replicas have it. `WAIT`
+/// counts the writes of its own connection, so a connection replaced in
+/// between (a failover) leaves the write unconfirmed.
 pub(crate) async fn replicated(
     conn: &mut Conn,
     keys: &Keys,
     timeout: Duration,
+    before: u64,
 ) -> Result<(), StoreError> {
     let n = keys.wait_replicas;
     if n == 0 {
@@ -407,6 +439,11 @@ pub(crate) async fn replicated(
         redis::cmd("WAIT").arg(n).arg(millis).query_async(conn),
     )
     .await?;
+    if generation(conn) != before {
+        return Err(unavailable(
+            "the connection to Redis changed between the write and its WAIT: not confirmed",
+        ));
+    }
     if usize::try_from(got).unwrap_or(0) < n {
         return Err(unavailable(format!(
             "the write reached {got} of the {n} replicas required"

@@ -10,7 +10,15 @@ use keycard_core::{
     Rotation, StoreError,
 };
 
-use crate::{replicated, unavailable, with_timeout, Shared};
+use crate::{generation, replicated, unavailable, with_timeout, Shared};
+
+/// A rotation or a new family is committed on the primary once the script
+/// ran: a replica shortfall afterwards is reported, not turned into an
+/// error (the client would retry with a spent refresh token, which is
+/// reuse, and lose its session). Revocations do fail on a shortfall.
+fn shortfall(what: &str, e: &StoreError) {
+    tracing::warn!(error = %e, "keycard-redis: a committed {what} is not confirmed by the replicas");
+}
 
 /// The cluster refresh-family store (see the crate docs).
 pub struct RedisRefreshStore(pub(crate) Arc<Shared>);
@@ -25,6 +33,17 @@ impl fmt::Debug for RedisRefreshStore {
 
 impl RedisRefreshStore {
     async fn end_one(&self, sid: &str, revoke_until: i64) -> Result<(), StoreError> {
+        let entry = RevocationEntry::new(EntryKind::Session, sid, revoke_until, 0);
+        self.0.view.writing(&entry);
+        let ended = self.end_script(sid, revoke_until).await;
+        match &ended {
+            Ok(()) => self.0.view.written(&entry),
+            Err(_) => self.0.view.abandon(&entry),
+        }
+        ended
+    }
+
+    async fn end_script(&self, sid: &str, revoke_until: i64) -> Result<(), StoreError> {
         let keys = &self.0.keys;
         let mut conn = self.0.conn.clone();
         let mut inv = self.0.scripts.end.prepare_invoke();
@@ -35,10 +54,9 @@ impl RedisRefreshStore {
             .arg(&keys.subject_families)
             .arg(revoke_until)
             .arg(&keys.channel);
+        let before = generation(&conn);
         with_timeout(self.0.timeout, inv.invoke_async::<i64>(&mut conn)).await?;
-        replicated(&mut conn, keys, self.0.timeout).await?;
-        self.applied(sid, revoke_until);
-        Ok(())
+        replicated(&mut conn, keys, self.0.timeout, before).await
     }
 
     /// The script revoked the session: apply it here at once, before the
@@ -82,9 +100,12 @@ impl RefreshStore for RedisRefreshStore {
                 .arg(&keys.family)
                 .arg(f.revoke_evicted_until)
                 .arg(&keys.channel);
+            let before = generation(&conn);
             let evicted: Vec<String> =
                 with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
-            replicated(&mut conn, keys, self.0.timeout).await?;
+            if let Err(e) = replicated(&mut conn, keys, self.0.timeout, before).await {
+                shortfall("login", &e);
+            }
             for sid in &evicted {
                 self.applied(sid, f.revoke_evicted_until);
             }
@@ -108,9 +129,12 @@ impl RefreshStore for RedisRefreshStore {
                 .arg(r.reuse_revokes_until)
                 .arg(&keys.channel)
                 .arg(r.sid);
+            let before = generation(&conn);
             let reply: Vec<String> =
                 with_timeout(self.0.timeout, inv.invoke_async(&mut conn)).await?;
-            replicated(&mut conn, keys, self.0.timeout).await?;
+            if let Err(e) = replicated(&mut conn, keys, self.0.timeout, before).await {
+                shortfall("rotation", &e);
+            }
             Ok(match field(&reply, 0)? {
                 "rotated" => Rotation::Rotated {
                     session_expires_at: number(&reply, 1)?,

@@ -26,16 +26,23 @@ impl RedisRevocationStore {
     fn write(&self, entry: RevocationEntry) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut conn = self.0.conn.clone();
-            revoke(
+            self.0.view.writing(&entry);
+            match revoke(
                 &mut conn,
                 &self.0.keys,
                 self.0.scripts,
                 self.0.timeout,
                 &entry,
             )
-            .await?;
-            // Acknowledged: this node applies it at once, before the echo.
-            self.0.view.acknowledged(&entry);
+            .await
+            {
+                // Acknowledged: this node applies it at once, before the echo.
+                Ok(()) => self.0.view.written(&entry),
+                Err(e) => {
+                    self.0.view.abandon(&entry);
+                    return Err(e);
+                }
+            }
             Ok(())
         })
     }

@@ -94,11 +94,18 @@ pub(crate) async fn measure_clock(
     // The midpoint is off by up to half the round trip: once an offset is
     // known, a sample from a slow round trip is not worth taking (it could
     // move a logout's cut-off by hundreds of milliseconds).
-    if after - before > MAX_CLOCK_RTT_MS && view.clock_measured() {
+    let redis_ms = secs * 1000 + micros / 1000;
+    let offset = redis_ms - (before + after) / 2;
+    let rtt = after - before;
+    // ...unless it shows the clocks moved by more than its own error could
+    // explain (a clock stepped by NTP): then it is the better estimate.
+    if rtt > MAX_CLOCK_RTT_MS
+        && view.clock_measured()
+        && (offset - view.clock_offset_ms()).abs() <= rtt
+    {
         return Ok(());
     }
-    let redis_ms = secs * 1000 + micros / 1000;
-    view.set_clock_offset_ms(redis_ms - (before + after) / 2);
+    view.set_clock_offset_ms(offset);
     Ok(())
 }
 
@@ -113,8 +120,11 @@ pub(crate) struct Sync {
     /// Heartbeat numbers keep counting across rounds, so a late heartbeat
     /// of an earlier round never proves a later one.
     pub(crate) heartbeats: u64,
-    /// The last round became current (the backoff starts over).
+    /// The last round became current (the backoff starts over if it also
+    /// stayed current for the staleness bound: a subscription killed right
+    /// after each snapshot must not loop at full speed).
     pub(crate) reached_current: bool,
+    pub(crate) current_since: Option<Instant>,
 }
 
 /// Write `entries` again, many at a time (the connection multiplexes).
@@ -145,7 +155,11 @@ impl Sync {
             if let Err(e) = self.run_once().await {
                 tracing::warn!(error = %e, "keycard-redis: revocation view not current; resyncing");
             }
-            if std::mem::take(&mut self.reached_current) {
+            let stayed = self
+                .current_since
+                .take()
+                .is_some_and(|at| at.elapsed() >= self.view.max_staleness());
+            if std::mem::take(&mut self.reached_current) && stayed {
                 // A round that became current ended (a failover, a slot
                 // move): start over at once rather than at the backoff
                 // of old failures.
@@ -204,6 +218,7 @@ impl Sync {
         view.prove(asked);
         view.set_current(true);
         self.reached_current = true;
+        self.current_since = Some(Instant::now());
         let mut ticker = tokio::time::interval(self.health);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Heartbeats in flight: (sequence number, when it was published).
@@ -254,6 +269,7 @@ impl Sync {
                                 );
                                 metrics::counter!(keycard_core::observe::names::REVOCATION_REWRITES)
                                     .increment(lost.len() as u64);
+                                view.rewrites.fetch_add(lost.len() as u64, std::sync::atomic::Ordering::Relaxed);
                             }
                             write_back(&self.conn, keys, scripts, timeout, &lost).await?;
                             view.prove(at);

@@ -28,6 +28,8 @@ pub(crate) struct View {
     /// Resyncs after the first sync (failures, failovers, slot moves).
     pub(crate) resyncs: AtomicU64,
     clock_measured: AtomicBool,
+    /// Own writes written again because their announcement never came.
+    pub(crate) rewrites: AtomicU64,
     /// This node's own acknowledged writes whose announcement has not yet
     /// come back through the subscription, with when they were last sent.
     pending: Mutex<Vec<(RevocationEntry, Instant)>>,
@@ -46,6 +48,7 @@ impl View {
             local_clock,
             resyncs: AtomicU64::new(0),
             clock_measured: AtomicBool::new(false),
+            rewrites: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
         }
     }
@@ -80,6 +83,31 @@ impl View {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((entry.clone(), Instant::now()));
+    }
+
+    /// This node is about to write `entry`: await its announcement from
+    /// now on, since the announcement can come back before the write's
+    /// acknowledgement does (and always does with `WAIT`). Then
+    /// [`View::written`] or [`View::abandon`].
+    pub(crate) fn writing(&self, entry: &RevocationEntry) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((entry.clone(), Instant::now()));
+    }
+
+    /// The write announced by [`View::writing`] was acknowledged: apply it.
+    pub(crate) fn written(&self, entry: &RevocationEntry) {
+        self.apply(entry);
+    }
+
+    /// The write announced by [`View::writing`] failed: the caller got an
+    /// error, and nothing is owed.
+    pub(crate) fn abandon(&self, entry: &RevocationEntry) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = pending.iter().position(|(p, _)| p == entry) {
+            pending.swap_remove(i);
+        }
     }
 
     /// An announcement came back through the subscription: the writes it

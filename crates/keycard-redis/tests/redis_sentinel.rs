@@ -119,6 +119,11 @@ async fn writes_can_wait_for_a_replica_and_fail_without_one() {
         .revoke_token("on-a-replica-too", exp)
         .await
         .expect("the replica confirms the write");
+    // The announcement came back before the acknowledgement (WAIT takes
+    // a replica round trip): no spurious rewrite of the settled write.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(stores.is_current());
+    assert_eq!(stores.rewrites(), 0, "a settled write was written again");
     for replica in set.replicas().unwrap() {
         set.kill(replica);
     }
@@ -144,6 +149,17 @@ async fn a_node_that_hears_no_majority_of_sentinels_fails_closed() {
         assert!(Instant::now() < deadline, "the node kept answering");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Nor does it write: the primary it knows may be an old one that a
+    // majority has already replaced.
+    let exp = keycard_core::unix_now() + 600;
+    assert!(
+        stores
+            .revocation()
+            .revoke_token("on-the-minority-side", exp)
+            .await
+            .is_err(),
+        "a write without a majority's word on the primary"
+    );
     let fresh = keycard_redis::RedisStores::connect_with(t.config(&p)).await;
     assert!(
         fresh.as_ref().map_or(true, |s| !s.is_current()),

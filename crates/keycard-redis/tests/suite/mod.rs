@@ -93,14 +93,15 @@ impl Target {
                 cmd.query_async(&mut conn).await.unwrap()
             }
             Self::Sentinel(sentinels) => {
-                let mut sentinel = redis::sentinel::SentinelClient::build(
-                    sentinels.clone(),
-                    "keycard",
-                    None,
-                    redis::sentinel::SentinelServerType::Master,
-                )
-                .unwrap();
-                let client = sentinel.async_get_client().await.unwrap();
+                let client = redis::Client::open(sentinels[0].as_str()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                let (host, port): (String, u16) = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg("keycard")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let client = redis::Client::open(format!("redis://{host}:{port}")).unwrap();
                 let mut conn = client.get_multiplexed_async_connection().await.unwrap();
                 cmd.query_async(&mut conn).await.unwrap()
             }
