@@ -39,6 +39,15 @@ async fn the_store_suite_passes_on_a_cluster() {
         .await
         .expect_err("an empty prefix in a cluster");
     assert!(err.to_string().contains("non-empty key prefix"), "{err}");
+    // WAIT cannot be pinned to the node that took a write: refused.
+    let err = keycard_redis::RedisStores::connect_with(t.config(&p).wait_for_replicas(1))
+        .await
+        .expect_err("wait_for_replicas with a cluster");
+    assert!(
+        err.to_string()
+            .contains("not supported with a Redis Cluster"),
+        "{err}"
+    );
     // Proof keys spread over the shards, and each is first used once.
     for i in 0..32 {
         let key = format!("proof-{i}");
