@@ -6,7 +6,9 @@
 //! See docs/architecture.md.
 //!
 //! `cargo run --example microservices` prints the four base URLs. Environment:
-//! `KEYCARD_REDIS_URL` shares revocation and refresh state through Redis;
+//! `KEYCARD_REDIS_URL` (or `KEYCARD_REDIS_CLUSTER`, or
+//! `KEYCARD_REDIS_SENTINELS` with `KEYCARD_REDIS_SENTINEL_SERVICE`) shares
+//! revocation and refresh state through Redis;
 //! `KEYCARD_ONLY=gateway` with `KEYCARD_AUTH_URL`, `KEYCARD_ORDERS_URL` and
 //! `KEYCARD_BILLING_URL` starts only another gateway in front of services
 //! that run elsewhere; `KEYCARD_JWKS_COOLDOWN_SECS` (the verifiers'
@@ -74,21 +76,34 @@ struct Stores {
 }
 
 async fn stores() -> Stores {
-    match env("KEYCARD_REDIS_URL") {
-        Some(url) => redis_stores(&url).await,
-        None => Stores {
+    let wanted = [
+        "KEYCARD_REDIS_URL",
+        "KEYCARD_REDIS_CLUSTER",
+        "KEYCARD_REDIS_SENTINELS",
+    ]
+    .iter()
+    .any(|n| env(n).is_some());
+    if wanted {
+        redis_stores().await
+    } else {
+        Stores {
             revocation: Arc::new(keycard::InMemoryRevocationStore::new()),
             refresh: None,
-        },
+        }
     }
 }
 
+/// The Redis deployment `KEYCARD_REDIS_URL`, `KEYCARD_REDIS_CLUSTER` or
+/// `KEYCARD_REDIS_SENTINELS` names (see `RedisConfig::from_env`).
 #[cfg(feature = "redis")]
-async fn redis_stores(url: &str) -> Stores {
-    let shown = keycard::redis::redact_url(url);
-    let s = keycard::redis::RedisStores::connect(url)
+async fn redis_stores() -> Stores {
+    let config = keycard::redis::RedisConfig::from_env()
+        .unwrap_or_else(|e| fail(&e))
+        .unwrap_or_else(|| fail("no Redis deployment is configured"));
+    let shown = config.describe();
+    let s = keycard::redis::RedisStores::connect_with(config)
         .await
-        .unwrap_or_else(|e| fail(&format!("KEYCARD_REDIS_URL={shown}: {e}")));
+        .unwrap_or_else(|e| fail(&format!("{shown}: {e}")));
     Stores {
         revocation: s.revocation(),
         refresh: Some(s.refresh()),
@@ -96,8 +111,8 @@ async fn redis_stores(url: &str) -> Stores {
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_stores(_: &str) -> Stores {
-    fail("KEYCARD_REDIS_URL is set, but this build has no Redis support: run it with `--features actix,redis`")
+async fn redis_stores() -> Stores {
+    fail("a Redis deployment is configured (KEYCARD_REDIS_*), but this build has no Redis support: run it with `--features actix,redis`")
 }
 
 async fn listen() -> (tokio::net::TcpListener, String) {
