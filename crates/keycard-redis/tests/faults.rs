@@ -104,7 +104,12 @@ async fn a_silently_dead_subscription_fails_closed_within_the_bound() {
 
     // The network heals: B resyncs and answers correctly again.
     proxy.silence_subscribers(false);
+    let healed = Instant::now();
     assert!(b_stores.wait_current(Duration::from_secs(5)).await);
+    eprintln!(
+        "partition of one node's subscription: current again {:?} after the network healed",
+        healed.elapsed()
+    );
     assert_eq!(
         b.verifier()
             .verify(&pair.access_token)
