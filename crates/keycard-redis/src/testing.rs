@@ -441,9 +441,16 @@ impl RedisCluster {
         Ok(count)
     }
 
-    /// The ports of the online primaries.
+    /// The ports of the online primaries that serve slots (a node that is
+    /// about to become a replica may still call itself a primary, without
+    /// slots, just after the cluster was created).
     pub fn primaries(&self) -> io::Result<Vec<u16>> {
-        Ok(self.shards()?.into_iter().map(|s| s.primary).collect())
+        Ok(self
+            .shards()?
+            .into_iter()
+            .filter(|s| !s.ranges.is_empty())
+            .map(|s| s.primary)
+            .collect())
     }
 
     /// The shards as the first running node that answers sees them.
