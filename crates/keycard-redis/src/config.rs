@@ -319,6 +319,12 @@ impl RedisConfig {
         self
     }
 
+    /// The staleness bound in force: [`RedisConfig::max_staleness`], but
+    /// never less than two health intervals.
+    pub(crate) fn staleness_bound(&self) -> Duration {
+        self.max_staleness.max(self.health_interval * 2)
+    }
+
     /// The node's own clock (default: the system clock). The stores measure
     /// its offset to the Redis server's clock and answer
     /// [`keycard_core::RevocationStore::now`] by Redis time, so nodes whose

@@ -80,6 +80,7 @@ mod conn;
 mod refresh;
 mod revocation;
 mod scripts;
+mod sentinel;
 mod sync;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -93,7 +94,6 @@ use std::time::Duration;
 use keycard_core::{
     Clock, RefreshStore, RevocationEntry, RevocationStore, StoreError, REVOCATION_GRACE,
 };
-use redis::Client;
 
 pub use config::{redact_url, RedisConfig};
 pub use refresh::RedisRefreshStore;
@@ -167,7 +167,7 @@ impl RedisStores {
         }
         let keys = Keys::new(&config.prefix, &node_id(), cluster, config.wait_replicas);
         let scripts = scripts::scripts(cluster);
-        let staleness = config.max_staleness.max(config.health_interval * 2);
+        let staleness = config.staleness_bound();
         let view = Arc::new(View::new(staleness, config.local_clock.clone()));
         let mut probe = conn.clone();
         sync::measure_clock(&mut probe, &keys, scripts, &view, config.timeout).await?;
@@ -181,7 +181,6 @@ impl RedisStores {
                 timeout: config.timeout,
                 health: config.health_interval,
                 heartbeats: 0,
-                reached_current: false,
                 current_since: None,
             }
             .run_forever(),
@@ -270,45 +269,6 @@ impl RedisStores {
     /// to the Redis server's.
     pub fn clock(&self) -> Arc<dyn Clock> {
         Arc::new(RedisClock(self.0.view.clone()))
-    }
-}
-
-/// A client for `info`: plain, or TLS (`rediss://`) with the system roots
-/// or the configured CA.
-pub(crate) fn client_for(
-    info: redis::ConnectionInfo,
-    config: &RedisConfig,
-) -> Result<Client, StoreError> {
-    let tls = config.url.starts_with("rediss://");
-    if !tls {
-        if config.root_ca_pem.is_some() {
-            return Err(unavailable(
-                "a TLS root CA is configured, but the URL is not rediss://",
-            ));
-        }
-        return Client::open(info).map_err(unavailable);
-    }
-    #[cfg(feature = "tls")]
-    {
-        // rustls needs one crypto provider per process: aws-lc-rs, unless
-        // the application installed another.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        match &config.root_ca_pem {
-            Some(pem) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )
-            .map_err(unavailable),
-            None => Client::open(info).map_err(unavailable),
-        }
-    }
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = info;
-        Err(unavailable("rediss:// needs keycard-redis's `tls` feature"))
     }
 }
 

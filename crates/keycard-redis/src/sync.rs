@@ -120,10 +120,10 @@ pub(crate) struct Sync {
     /// Heartbeat numbers keep counting across rounds, so a late heartbeat
     /// of an earlier round never proves a later one.
     pub(crate) heartbeats: u64,
-    /// The last round became current (the backoff starts over if it also
-    /// stayed current for the staleness bound: a subscription killed right
-    /// after each snapshot must not loop at full speed).
-    pub(crate) reached_current: bool,
+    /// When the current round became current. The backoff starts over
+    /// only after a round that stayed current for the staleness bound: a
+    /// subscription killed right after each snapshot must not loop at
+    /// full speed.
     pub(crate) current_since: Option<Instant>,
 }
 
@@ -159,7 +159,7 @@ impl Sync {
                 .current_since
                 .take()
                 .is_some_and(|at| at.elapsed() >= self.view.max_staleness());
-            if std::mem::take(&mut self.reached_current) && stayed {
+            if stayed {
                 // A round that became current ended (a failover, a slot
                 // move): start over at once rather than at the backoff
                 // of old failures.
@@ -217,7 +217,6 @@ impl Sync {
         }
         view.prove(asked);
         view.set_current(true);
-        self.reached_current = true;
         self.current_since = Some(Instant::now());
         let mut ticker = tokio::time::interval(self.health);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

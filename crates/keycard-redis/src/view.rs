@@ -78,11 +78,8 @@ impl View {
     /// primary, so a heartbeat sent after it comes back first; the sync
     /// task then writes it again ([`View::unechoed_before`]).
     pub(crate) fn acknowledged(&self, entry: &RevocationEntry) {
-        self.apply(entry);
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((entry.clone(), Instant::now()));
+        self.writing(entry);
+        self.written(entry);
     }
 
     /// This node is about to write `entry`: await its announcement from
