@@ -462,3 +462,27 @@ mod session_rejection {
         );
     }
 }
+
+/// One rejection contract: every adapter's rejection types are errors whose
+/// source is the core error, show it, and come from it with `?`.
+#[test]
+fn every_rejection_is_an_error_made_from_the_core_error() {
+    use keycard::{AuthError, AuthErrorKind, SessionError};
+    fn contract<R, E>(make: fn() -> E)
+    where
+        R: std::error::Error + From<E> + 'static,
+        E: std::error::Error + 'static,
+    {
+        let inner = make();
+        let shown = inner.to_string();
+        let r = R::from(make());
+        assert_eq!(r.to_string(), shown);
+        assert!(r.source().is_some_and(|s| s.to_string() == shown));
+    }
+    let auth = || AuthError::new(AuthErrorKind::Expired);
+    let session = || SessionError::ReuseDetected;
+    contract::<keycard::axum::AuthRejection, _>(auth);
+    contract::<keycard::axum::SessionRejection, _>(session);
+    contract::<keycard::actix::AuthRejection, _>(auth);
+    contract::<keycard::actix::SessionRejection, _>(session);
+}

@@ -1,6 +1,5 @@
 //! The [`Claims<T>`] and [`Authenticated`] extractors.
 
-use std::fmt;
 use std::future::{ready, Ready};
 use std::ops::{Deref, DerefMut};
 
@@ -61,42 +60,14 @@ impl Deref for Authenticated {
 #[derive(Debug, Clone)]
 pub struct AuthRejection(pub AuthError);
 
-impl fmt::Display for AuthRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for AuthRejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// `?` on an [`AuthError`] in a handler returning `Result<_, AuthRejection>`.
-impl From<AuthError> for AuthRejection {
-    fn from(e: AuthError) -> Self {
-        Self(e)
-    }
-}
-
 /// A [`keycard_core::SessionError`] as an actix-web error: the core's one
 /// status table and RFC 6749 §5.2 JSON body. Handlers return
 /// `Result<_, SessionRejection>` and use `?` on session calls.
 #[derive(Debug)]
 pub struct SessionRejection(pub keycard_core::SessionError);
 
-impl From<keycard_core::SessionError> for SessionRejection {
-    fn from(e: keycard_core::SessionError) -> Self {
-        Self(e)
-    }
-}
-
-impl fmt::Display for SessionRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
+keycard_core::rejection_newtype!(AuthRejection, AuthError);
+keycard_core::rejection_newtype!(SessionRejection, keycard_core::SessionError);
 
 impl ResponseError for SessionRejection {
     fn status_code(&self) -> actix_web::http::StatusCode {

@@ -121,25 +121,6 @@ impl IntoResponse for AuthRejection {
     }
 }
 
-impl std::fmt::Display for AuthRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for AuthRejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-/// `?` on an [`AuthError`] in a handler returning `Result<_, AuthRejection>`.
-impl From<AuthError> for AuthRejection {
-    fn from(e: AuthError) -> Self {
-        Self(e)
-    }
-}
-
 /// A [`SessionError`] as a response: the core's one status table (400
 /// `invalid_grant`, 503 when a store is down, 500 when signing failed) and
 /// the RFC 6749 §5.2 JSON body. Handlers return `Result<_, SessionRejection>`
@@ -150,27 +131,12 @@ impl From<AuthError> for AuthRejection {
 #[derive(Debug)]
 pub struct SessionRejection(pub SessionError);
 
-impl From<SessionError> for SessionRejection {
-    fn from(e: SessionError) -> Self {
-        Self(e)
-    }
-}
+keycard_core::rejection_newtype!(AuthRejection, AuthError);
+keycard_core::rejection_newtype!(SessionRejection, SessionError);
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         endpoint_response(keycard_core::EndpointResponse::from(&self.0))
-    }
-}
-
-impl std::fmt::Display for SessionRejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for SessionRejection {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
     }
 }
 
