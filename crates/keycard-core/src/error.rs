@@ -499,6 +499,34 @@ pub enum ConfigError {
     NoCryptoBackend,
 }
 
+/// `Display` (the inner error's), `Error` (with the inner error as its
+/// source) and `From<inner>` for an adapter's rejection newtype
+/// `struct Name(pub Inner)`, so that every adapter's rejections make the
+/// same contract. For adapter crates; not a stable API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! rejection_newtype {
+    ($name:ident, $inner:ty) => {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl ::std::error::Error for $name {
+            fn source(&self) -> ::std::option::Option<&(dyn ::std::error::Error + 'static)> {
+                ::std::option::Option::Some(&self.0)
+            }
+        }
+
+        impl ::std::convert::From<$inner> for $name {
+            fn from(e: $inner) -> Self {
+                Self(e)
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,32 +580,4 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(body["error"], "insufficient_scope");
     }
-}
-
-/// `Display` (the inner error's), `Error` (with the inner error as its
-/// source) and `From<inner>` for an adapter's rejection newtype
-/// `struct Name(pub Inner)`, so that every adapter's rejections make the
-/// same contract. For adapter crates; not a stable API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! rejection_newtype {
-    ($name:ident, $inner:ty) => {
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                ::std::fmt::Display::fmt(&self.0, f)
-            }
-        }
-
-        impl ::std::error::Error for $name {
-            fn source(&self) -> ::std::option::Option<&(dyn ::std::error::Error + 'static)> {
-                ::std::option::Option::Some(&self.0)
-            }
-        }
-
-        impl ::std::convert::From<$inner> for $name {
-            fn from(e: $inner) -> Self {
-                Self(e)
-            }
-        }
-    };
 }
