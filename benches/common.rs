@@ -138,6 +138,18 @@ pub(crate) fn keycard_verify(c: &Case) -> MyClaims {
     }
 }
 
+/// keycard's whole path in typed mode: the user's claims type comes out of
+/// the walk that checks the payload (what `JwtAuth::claims::<T>()` does).
+pub(crate) fn keycard_verify_typed(c: &Case) -> MyClaims {
+    match c
+        .verifier
+        .authenticate_now_typed::<MyClaims, _>("GET", None, &c.headers)
+    {
+        (keycard::Attempt::Done(Ok(_)), Some(claims)) => claims,
+        _ => panic!("bench token did not verify in one walk"),
+    }
+}
+
 /// keycard's path up to the verified token (without the user's type).
 pub(crate) fn keycard_verified(c: &Case) -> keycard::Verified {
     match c.verifier.authenticate_now("GET", &c.headers) {

@@ -3,7 +3,7 @@
 //! `valgrind --tool=callgrind` with two iteration counts and subtracts, so
 //! setup cancels out and the result is instructions per verification.
 //!
-//! `instructions <keycard|jsonwebtoken|floor> <HS256|RS256|PS256|ES256|EdDSA> <iters>`
+//! `instructions <keycard|keycard-typed|jsonwebtoken|floor> <HS256|RS256|PS256|ES256|EdDSA> <iters>`
 //! (`floor`: the ideal floor of `benches/support/floor.rs`, HS256 only)
 
 mod common;
@@ -33,6 +33,7 @@ fn measured_loop(mode: &str, case: &common::Case, iters: u32) {
     for _ in 0..iters {
         match mode {
             "keycard" => drop(std::hint::black_box(common::keycard_verify(case))),
+            "keycard-typed" => drop(std::hint::black_box(common::keycard_verify_typed(case))),
             "jsonwebtoken" => drop(std::hint::black_box(common::raw_decode(case))),
             "floor" => drop(std::hint::black_box(common::floor_verify(case))),
             other => panic!("unknown mode {other}"),

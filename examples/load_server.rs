@@ -1,7 +1,7 @@
 //! A hello-world server for the end-to-end load benchmark (`scripts/load.sh`):
 //! one framework, one authentication mode.
 //!
-//! `load_server <axum|actix> <none|plumbing|floor|keycard|keycard-cached|jsonwebtoken> <port>`
+//! `load_server <axum|actix> <none|plumbing|floor|keycard|keycard-typed|keycard-cached|jsonwebtoken> <port>`
 //! with `LOAD_ALG` = HS256 (default), RS256 or ES256. It prints `token <jwt>`
 //! (a valid token for the mode) and then serves `GET /` on 127.0.0.1:<port>.
 //! `jsonwebtoken` is the peer-style baseline: a layer calling
@@ -132,6 +132,9 @@ async fn run_axum(mode: &str, port: u16, s: Setup) {
         "keycard-cached" => Router::new()
             .route("/", get(who))
             .layer(JwtAuth::new(s.cached)),
+        "keycard-typed" => Router::new()
+            .route("/", get(who))
+            .layer(JwtAuth::new(s.verifier).claims::<MyClaims>()),
         "jsonwebtoken" => {
             let shared = Arc::new((s.raw_key, s.validation));
             Router::new().route("/", get(who_ext)).layer(from_fn(
@@ -221,21 +224,21 @@ fn run_actix(mode: &str, port: u16, s: Setup) -> std::io::Result<()> {
             let app = App::new();
             match mode.as_str() {
                 "none" => app.route("/", web::get().to(|| async { "hello" })),
-                "keycard" | "keycard-cached" => {
-                    let v = if mode == "keycard" {
-                        verifier.clone()
-                    } else {
+                "keycard" | "keycard-cached" | "keycard-typed" => {
+                    let v = if mode == "keycard-cached" {
                         cached.clone()
+                    } else {
+                        verifier.clone()
                     };
-                    app.service(
-                        web::resource("/")
-                            .wrap(keycard::actix::JwtAuth::new(v))
-                            .route(
-                                web::get().to(|c: keycard::actix::Claims<MyClaims>| async move {
-                                    c.0.sub
-                                }),
-                            ),
-                    )
+                    let auth = keycard::actix::JwtAuth::new(v);
+                    let auth = if mode == "keycard-typed" {
+                        auth.claims::<MyClaims>()
+                    } else {
+                        auth
+                    };
+                    app.service(web::resource("/").wrap(auth).route(
+                        web::get().to(|c: keycard::actix::Claims<MyClaims>| async move { c.0.sub }),
+                    ))
                 }
                 "jsonwebtoken" => {
                     let shared = shared.clone();

@@ -20,11 +20,11 @@ import argparse, os, re, socket, statistics, subprocess, sys, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = [
     ("axum", "none", "HS256"), ("axum", "plumbing", "HS256"), ("axum", "floor", "HS256"),
-    ("axum", "keycard", "HS256"), ("axum", "jsonwebtoken", "HS256"),
+    ("axum", "keycard", "HS256"), ("axum", "keycard-typed", "HS256"), ("axum", "jsonwebtoken", "HS256"),
     ("axum", "keycard", "RS256"), ("axum", "keycard-cached", "RS256"), ("axum", "jsonwebtoken", "RS256"),
     ("axum", "keycard", "ES256"), ("axum", "keycard-cached", "ES256"), ("axum", "jsonwebtoken", "ES256"),
     ("actix", "none", "HS256"),
-    ("actix", "keycard", "HS256"), ("actix", "jsonwebtoken", "HS256"),
+    ("actix", "keycard", "HS256"), ("actix", "keycard-typed", "HS256"), ("actix", "jsonwebtoken", "HS256"),
     ("actix", "keycard", "RS256"), ("actix", "keycard-cached", "RS256"), ("actix", "jsonwebtoken", "RS256"),
     ("actix", "keycard", "ES256"), ("actix", "keycard-cached", "ES256"), ("actix", "jsonwebtoken", "ES256"),
 ]
@@ -131,16 +131,18 @@ def main():
 
 
     # keycard against the floor and the peers, same round, HS256.
-    def ratio_to(mode, fw="axum", alg="HS256", other_fw=None):
-        k, o = results.get((fw, "keycard", alg)), results.get((other_fw or fw, mode, alg))
+    def ratio_to(mode, fw="axum", alg="HS256", other_fw=None, ours="keycard"):
+        k, o = results.get((fw, ours, alg)), results.get((other_fw or fw, mode, alg))
         if not k or not o: return None
         # Each against its own framework's no-auth server of the same round.
         return statistics.median((km["rps"] / kb["rps"]) / (om["rps"] / ob["rps"])
                                  for (km, kb), (om, ob) in zip(k, o))
-    for label, r in [("floor", ratio_to("floor")), ("jsonwebtoken layer", ratio_to("jsonwebtoken")),
-                     ("jwt-authorizer", ratio_to("jwt-authorizer", other_fw="axum07"))]:
-        if r is not None:
-            print(f"keycard HS256 req/s ÷ {label}: {r:.2f} (median over rounds, each relative to its no-auth server)")
+    for ours in ("keycard", "keycard-typed"):
+        for label, r in [("floor", ratio_to("floor", ours=ours)),
+                         ("jsonwebtoken layer", ratio_to("jsonwebtoken", ours=ours)),
+                         ("jwt-authorizer", ratio_to("jwt-authorizer", other_fw="axum07", ours=ours))]:
+            if r is not None:
+                print(f"{ours} HS256 req/s ÷ {label}: {r:.2f} (median over rounds, each relative to its no-auth server)")
 
 
 if __name__ == "__main__":

@@ -331,3 +331,71 @@ fn successful_requests_see_the_same_claims() {
     );
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 }
+
+#[test]
+fn typed_layers_hand_handlers_the_claims_of_their_own_verification() {
+    use keycard::{Attempt, AuthMode};
+    use std::sync::atomic::Ordering;
+    let v = verifier();
+    let alice = access("alice", &["user"]);
+    // Through the tower layer: the handler took the prepared claims.
+    let before = PREPARED.load(Ordering::Relaxed);
+    let a = call_typed(Adapter::Tower, &v, &Call::get("/me").bearer(&alice));
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["sub"], "alice");
+    assert!(
+        PREPARED.load(Ordering::Relaxed) > before,
+        "no prepared claims"
+    );
+
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {alice}").parse().unwrap());
+    // Fresh: the claims come with the decision.
+    let (attempt, claims) = v.authenticate_now_typed::<Seen, _>("GET", None, &headers);
+    assert!(matches!(attempt, Attempt::Done(Ok(_))));
+    assert_eq!(claims.unwrap().sub.as_deref(), Some("alice"));
+    // From the verified-token cache: no walk, so no claims; the decision is the same.
+    let cached = verifier_builder()
+        .cache_verified_tokens(10)
+        .build()
+        .unwrap();
+    let _ = cached.authenticate_now_typed::<Seen, _>("GET", None, &headers);
+    let (attempt, claims) = cached.authenticate_now_typed::<Seen, _>("GET", None, &headers);
+    assert!(matches!(attempt, Attempt::Done(Ok(ref v)) if v.from_cache()));
+    assert!(claims.is_none());
+    // Refused: nothing, whatever the payload held.
+    let mut bad = headers.clone();
+    bad.insert("authorization", format!("Bearer {alice}x").parse().unwrap());
+    let (attempt, claims) = v.authenticate_now_typed::<Seen, _>("GET", None, &bad);
+    assert!(matches!(attempt, Attempt::Done(Err(_))));
+    assert!(claims.is_none());
+    // A claims type the payload does not fit: the same decision, no claims,
+    // and `Verified::claims` says why.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Unfit {
+        tenant: String,
+    }
+    let (attempt, claims) = v.authenticate_now_typed::<Unfit, _>("GET", None, &headers);
+    let Attempt::Done(Ok(verified)) = attempt else {
+        panic!("the claims type changed the decision")
+    };
+    assert!(claims.is_none());
+    let e = verified.claims::<Unfit>().unwrap_err();
+    assert_eq!(e.kind(), keycard::AuthErrorKind::InvalidClaimType);
+    // Prepared claims are bound to their own verification: another
+    // verification of the same token does not get them.
+    let (admission, prepared) =
+        v.admit_request_typed::<Seen, _>(AuthMode::Required, "GET", None, &headers);
+    let keycard::Admission::Done(Ok(keycard::Admitted::Verified(first))) = admission else {
+        panic!("not admitted")
+    };
+    let Attempt::Done(Ok(second)) = v.authenticate_now("GET", &headers) else {
+        panic!("not verified")
+    };
+    assert!(prepared.clone().unwrap().take_for(&second).is_none());
+    assert_eq!(
+        prepared.unwrap().take_for(&first).unwrap().sub.as_deref(),
+        Some("alice")
+    );
+}

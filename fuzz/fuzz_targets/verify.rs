@@ -39,6 +39,34 @@ fuzz_target!(|data: &[u8]| {
     let input = format!("{}.{}", b64(h), b64(p));
     let key = jsonwebtoken::EncodingKey::from_secret(&SECRET);
     if let Ok(sig) = jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256) {
-        let _ = verifier().verify_now(&format!("{input}.{sig}"));
+        let token = format!("{input}.{sig}");
+        let _ = verifier().verify_now(&token);
+        typed_agrees(&token);
     }
 });
+
+/// The typed pass (one walk that also deserializes the claims type) gives
+/// the same decision as the untyped one, and the claims serde_json gives.
+fn typed_agrees(token: &str) {
+    let Ok(value) = http::HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return;
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert("authorization", value);
+    let kind = |a: &Attempt| match a {
+        Attempt::Done(Ok(_)) => Ok(()),
+        Attempt::Done(Err(e)) => Err(Some(e.kind())),
+        Attempt::Pending(_) => Err(None),
+    };
+    let plain = verifier().authenticate_now("GET", &headers);
+    let (typed, claims) = verifier()
+        .authenticate_now_typed::<std::collections::HashMap<String, serde_json::Value>, _>(
+            "GET", None, &headers,
+        );
+    assert_eq!(kind(&plain), kind(&typed), "the typed pass changed the decision");
+    if let (Attempt::Done(Ok(v)), Some(claims)) = (&typed, claims) {
+        let want: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(v.payload_bytes()).expect("a verified payload parses");
+        assert_eq!(claims, want, "the typed pass read other claims");
+    }
+}

@@ -162,15 +162,51 @@ fn me_body(v: &keycard::Verified) -> String {
     json!({ "sub": v.subject(), "roles": v.roles() }).to_string()
 }
 
+/// The claims type of the typed layers ([`call_typed`]): what the handlers
+/// answer with, read through `Claims<Seen>`.
+#[derive(Clone, serde::Deserialize)]
+pub struct Seen {
+    pub sub: Option<String>,
+}
+
+/// How many requests a typed handler served from the claims its layer
+/// prepared (rather than by deserializing the payload again).
+pub static PREPARED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The typed handlers' body: the same as [`me_body`], with `sub` read
+/// from the claims type.
+fn typed_body(c: &Seen, v: &keycard::Verified) -> String {
+    assert_eq!(c.sub.as_deref(), v.subject(), "claims of another token");
+    json!({ "sub": c.sub, "roles": v.roles() }).to_string()
+}
+
 pub async fn call_tower(verifier: &Verifier, call: &Call) -> Answer {
+    call_tower_mode(verifier, call, false).await
+}
+
+async fn call_tower_mode(verifier: &Verifier, call: &Call, typed: bool) -> Answer {
     use keycard::tower::{JwtAuth, RequireRoles};
     use tower::{service_fn, Layer};
-    let handler = service_fn(|req: Request<String>| async move {
+    let handler = service_fn(move |mut req: Request<String>| async move {
         let v = req.extensions().get::<keycard::Verified>().cloned();
-        let body = v.as_ref().map_or_else(|| "anonymous".to_owned(), me_body);
+        let body = match v {
+            Some(v) if typed => {
+                if req
+                    .extensions()
+                    .get::<keycard::adapter::PreparedClaims<Seen>>()
+                    .is_some()
+                {
+                    PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let c = keycard::tower::take_claims::<Seen>(req.extensions_mut()).unwrap();
+                typed_body(&c, &v)
+            }
+            v => v.as_ref().map_or_else(|| "anonymous".to_owned(), me_body),
+        };
         Ok::<_, Infallible>(Response::new(body))
     });
     let auth = JwtAuth::new(verifier.clone());
+    let auth = if typed { auth.claims::<Seen>() } else { auth };
     let res = if call.path.starts_with("/admin") {
         let svc = auth.layer(RequireRoles::any_of(["admin"]).layer(handler));
         svc.oneshot(http_request(call)).await.unwrap()
@@ -210,9 +246,35 @@ pub fn axum_app(verifier: &Verifier) -> axum::Router {
         .layer(JwtAuth::new(verifier.clone()))
 }
 
+/// [`axum_app`] with a typed layer and handlers taking `Claims<Seen>`.
+fn axum_typed_app(verifier: &Verifier) -> axum::Router {
+    use axum::routing::get;
+    use keycard::axum::{Authenticated, Claims, JwtAuth, RequireRoles};
+    async fn me(Authenticated(v): Authenticated, Claims(c): Claims<Seen>) -> String {
+        typed_body(&c, &v)
+    }
+    axum::Router::new()
+        .route("/me", get(me).post(me))
+        .merge(
+            axum::Router::new()
+                .route("/admin", get(me))
+                .route_layer(RequireRoles::any_of(["admin"])),
+        )
+        .layer(JwtAuth::new(verifier.clone()).claims::<Seen>())
+}
+
 pub async fn call_axum(verifier: &Verifier, call: &Call) -> Answer {
+    call_axum_mode(verifier, call, false).await
+}
+
+async fn call_axum_mode(verifier: &Verifier, call: &Call, typed: bool) -> Answer {
     let req = http_request(call).map(axum::body::Body::from);
-    let res = axum_app(verifier).oneshot(req).await.unwrap();
+    let app = if typed {
+        axum_typed_app(verifier)
+    } else {
+        axum_app(verifier)
+    };
+    let res = app.oneshot(req).await.unwrap();
     let status = res.status().as_u16();
     let challenge = res
         .headers()
@@ -232,21 +294,37 @@ pub async fn call_axum(verifier: &Verifier, call: &Call) -> Answer {
 }
 
 pub async fn call_actix(verifier: &Verifier, call: &Call) -> Answer {
+    call_actix_mode(verifier, call, false).await
+}
+
+async fn call_actix_mode(verifier: &Verifier, call: &Call, typed: bool) -> Answer {
     use actix_web::{test, web, App, HttpResponse};
-    use keycard_actix::{Authenticated, JwtAuth, RequireRoles};
+    use keycard_actix::{Authenticated, Claims, JwtAuth, RequireRoles};
     async fn me(v: Authenticated) -> HttpResponse {
         HttpResponse::Ok().body(me_body(&v))
     }
+    async fn me_typed(v: Authenticated, c: Claims<Seen>) -> HttpResponse {
+        HttpResponse::Ok().body(typed_body(&c, &v))
+    }
+    let auth = JwtAuth::new(verifier.clone());
+    let route = |m: actix_web::http::Method| {
+        if typed {
+            web::method(m).to(me_typed)
+        } else {
+            web::method(m).to(me)
+        }
+    };
+    use actix_web::http::Method;
     let app = test::init_service(
         App::new().service(
             web::scope("")
-                .wrap(JwtAuth::new(verifier.clone()))
-                .route("/me", web::get().to(me))
-                .route("/me", web::post().to(me))
+                .wrap(if typed { auth.claims::<Seen>() } else { auth })
+                .route("/me", route(Method::GET))
+                .route("/me", route(Method::POST))
                 .service(
                     web::resource("/admin")
                         .wrap(RequireRoles::any_of(["admin"]))
-                        .route(web::get().to(me)),
+                        .route(route(Method::GET)),
                 ),
         ),
     )
@@ -278,10 +356,22 @@ pub async fn call_actix(verifier: &Verifier, call: &Call) -> Answer {
 
 /// Run one call against one adapter (actix needs its own runtime).
 pub fn call(adapter: Adapter, verifier: &Verifier, call: &Call) -> Answer {
+    call_in_mode(adapter, verifier, call, false)
+}
+
+/// [`call`] through the adapter's typed mode (`JwtAuth::claims::<Seen>()`),
+/// with handlers that take their claims as `Seen`.
+pub fn call_typed(adapter: Adapter, verifier: &Verifier, call: &Call) -> Answer {
+    call_in_mode(adapter, verifier, call, true)
+}
+
+fn call_in_mode(adapter: Adapter, verifier: &Verifier, call: &Call, typed: bool) -> Answer {
     match adapter {
-        Adapter::Tower => tokio_rt().block_on(call_tower(verifier, call)),
-        Adapter::Axum => tokio_rt().block_on(call_axum(verifier, call)),
-        Adapter::Actix => actix_web::rt::System::new().block_on(call_actix(verifier, call)),
+        Adapter::Tower => tokio_rt().block_on(call_tower_mode(verifier, call, typed)),
+        Adapter::Axum => tokio_rt().block_on(call_axum_mode(verifier, call, typed)),
+        Adapter::Actix => {
+            actix_web::rt::System::new().block_on(call_actix_mode(verifier, call, typed))
+        }
     }
 }
 
@@ -464,11 +554,21 @@ fn run_table_inner(builder: impl Fn() -> VerifierBuilder, cases: &[(&str, Call, 
             "cached",
             builder().cache_verified_tokens(1000).build().unwrap(),
         ),
+        // The typed layers (`JwtAuth::claims::<T>()`): the same answers.
+        ("typed", builder().build().unwrap()),
+        (
+            "typed, cached",
+            builder().cache_verified_tokens(1000).build().unwrap(),
+        ),
     ];
     for (path, verifier) in &paths {
         for adapter in ADAPTERS {
             for (name, c, expect) in cases {
-                let answer = call(adapter, verifier, c);
+                let answer = if path.starts_with("typed") {
+                    call_typed(adapter, verifier, c)
+                } else {
+                    call(adapter, verifier, c)
+                };
                 if let Err(why) = check(&answer, expect) {
                     failures.push(format!("{adapter:?} ({path}) / {name}: {why}"));
                 }

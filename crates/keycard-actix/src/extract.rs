@@ -116,14 +116,29 @@ fn optional(req: &HttpRequest) -> Result<Option<Verified>, AuthError> {
         .map(|v| v.cloned())
 }
 
-impl<T: DeserializeOwned> FromRequest for Claims<T> {
+/// The claims of `v`: what a typed middleware ([`crate::JwtAuth::claims`])
+/// already deserialized for this verification, or else `v`'s payload now.
+fn claims_of<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    v: &Verified,
+) -> Result<T, AuthError> {
+    let prepared = req
+        .extensions_mut()
+        .remove::<keycard_core::adapter::PreparedClaims<T>>();
+    match prepared.and_then(|p| p.take_for(v)) {
+        Some(claims) => Ok(claims),
+        None => v.claims(),
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Claims<T> {
     type Error = AuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
             verified(req)
-                .and_then(|v| v.claims().map(Claims))
+                .and_then(|v| claims_of(req, &v).map(Claims))
                 .map_err(AuthRejection),
         )
     }
@@ -138,14 +153,14 @@ impl FromRequest for Authenticated {
     }
 }
 
-impl<T: DeserializeOwned> FromRequest for OptionalClaims<T> {
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalClaims<T> {
     type Error = AuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
             optional(req)
-                .and_then(|v| v.map(|v| v.claims()).transpose())
+                .and_then(|v| v.map(|v| claims_of(req, &v)).transpose())
                 .map(OptionalClaims)
                 .map_err(AuthRejection),
         )

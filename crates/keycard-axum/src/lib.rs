@@ -36,6 +36,7 @@ use std::ops::{Deref, DerefMut};
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
+use keycard_core::adapter::PreparedClaims;
 use keycard_core::{AuthError, AuthState, SessionError, Verified};
 use serde::de::DeserializeOwned;
 
@@ -145,22 +146,35 @@ fn state(parts: &Parts) -> AuthState<'_> {
     AuthState::new(parts.extensions.get(), parts.extensions.get())
 }
 
+/// The claims of `v`: what a typed layer ([`JwtAuth::claims`]) already
+/// deserialized for this verification, or else `v`'s payload now.
+fn claims_of<T>(prepared: Option<PreparedClaims<T>>, v: &Verified) -> Result<T, AuthRejection>
+where
+    T: DeserializeOwned,
+{
+    match prepared.and_then(|p| p.take_for(v)) {
+        Some(claims) => Ok(claims),
+        None => v.claims().map_err(AuthRejection),
+    }
+}
+
 impl<T, S> FromRequestParts<S> for Claims<T>
 where
-    T: DeserializeOwned + Send,
+    T: DeserializeOwned + Send + Sync + 'static,
     S: Send + Sync,
 {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let prepared = parts.extensions.remove::<PreparedClaims<T>>();
         let v = state(parts).required().map_err(AuthRejection)?;
-        v.claims().map(Claims).map_err(AuthRejection)
+        claims_of(prepared, v).map(Claims)
     }
 }
 
 impl<T, S> OptionalFromRequestParts<S> for Claims<T>
 where
-    T: DeserializeOwned + Send,
+    T: DeserializeOwned + Send + Sync + 'static,
     S: Send + Sync,
 {
     type Rejection = AuthRejection;
@@ -169,8 +183,9 @@ where
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
+        let prepared = parts.extensions.remove::<PreparedClaims<T>>();
         match state(parts).optional().map_err(AuthRejection)? {
-            Some(v) => v.claims().map(|c| Some(Claims(c))).map_err(AuthRejection),
+            Some(v) => claims_of(prepared, v).map(|c| Some(Claims(c))),
             None => Ok(None),
         }
     }

@@ -24,6 +24,37 @@ pub enum Admitted {
     Anonymous(Anonymous),
 }
 
+/// The caller's claims type, deserialized by the layer in the walk that
+/// checked the token ([`Verifier::admit_request_typed`]). An adapter stores
+/// it in the request next to the [`Verified`], and its claims extractor
+/// takes it from there instead of deserializing the payload again.
+///
+/// It is bound to the [`Verified`] it came with: [`PreparedClaims::take_for`]
+/// hands `T` over only for that same verification, so a second
+/// authentication layer that stored another `Verified` never gets the first
+/// layer's claims.
+#[derive(Debug, Clone)]
+pub struct PreparedClaims<T> {
+    claims: T,
+    of: Verified,
+}
+
+impl<T> PreparedClaims<T> {
+    /// `claims`, deserialized from `verified`'s payload.
+    pub(crate) fn new(claims: T, of: &Verified) -> Self {
+        Self {
+            claims,
+            of: of.clone(),
+        }
+    }
+
+    /// The claims, if they were deserialized for `verified` (the same
+    /// verification, not merely an equal token).
+    pub fn take_for(self, verified: &Verified) -> Option<T> {
+        self.of.same_verification(verified).then_some(self.claims)
+    }
+}
+
 /// The outcome of [`Verifier::admit`].
 #[derive(Debug)]
 #[must_use]
@@ -181,6 +212,60 @@ impl Verifier {
         target: Option<&str>,
         headers: &H,
     ) -> Admission {
+        self.admit_with(
+            mode,
+            method,
+            target,
+            headers,
+            |v, method, target, headers| v.authenticate_now_at(method, target, headers),
+        )
+    }
+
+    /// [`Verifier::admit_request`] that also deserializes the caller's
+    /// claims type `T` in the walk that checks the payload (see
+    /// [`Verifier::authenticate_now_typed`]): the same decision, and `T`
+    /// when the request was verified from a freshly walked token. Adapters
+    /// store it as [`PreparedClaims`] next to the [`Verified`].
+    pub fn admit_request_typed<T, H>(
+        &self,
+        mode: AuthMode,
+        method: &str,
+        target: Option<&str>,
+        headers: &H,
+    ) -> (Admission, Option<PreparedClaims<T>>)
+    where
+        T: serde::de::DeserializeOwned,
+        H: RequestHeaders + ?Sized,
+    {
+        let mut claims = None;
+        let admission = self.admit_with(
+            mode,
+            method,
+            target,
+            headers,
+            |v, method, target, headers| {
+                let (attempt, t) = v.authenticate_now_typed::<T, H>(method, target, headers);
+                claims = t;
+                attempt
+            },
+        );
+        let prepared = match (&admission, claims) {
+            (Admission::Done(Ok(Admitted::Verified(v))), Some(c)) => {
+                Some(PreparedClaims::new(c, v))
+            }
+            _ => None,
+        };
+        (admission, prepared)
+    }
+
+    fn admit_with<H: RequestHeaders + ?Sized>(
+        &self,
+        mode: AuthMode,
+        method: &str,
+        target: Option<&str>,
+        headers: &H,
+        authenticate: impl FnOnce(&Self, &str, Option<&str>, &H) -> Attempt,
+    ) -> Admission {
         let start = Instant::now();
         if self.cors_preflights_pass() && is_preflight(self, method, headers) {
             crate::observe::decision("anonymous", None, start.elapsed().as_secs_f64());
@@ -200,7 +285,7 @@ impl Verifier {
         );
         let attempt = {
             let _entered = span.enter();
-            self.authenticate_now_at(method, target, headers)
+            authenticate(self, method, target, headers)
         };
         match attempt {
             Attempt::Done(result) => Admission::Done(conclude(mode, result, &span, start, || {

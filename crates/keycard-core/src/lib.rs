@@ -83,6 +83,7 @@ mod source;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+mod typed;
 mod verify;
 
 pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
@@ -118,7 +119,7 @@ pub use verify::{
 /// ([`Verifier::admit`]), what it leaves in the request, and the one place
 /// that reads it back ([`adapter::AuthState`]).
 pub mod adapter {
-    pub use crate::admit::{Admission, Admitted, PendingAdmission};
+    pub use crate::admit::{Admission, Admitted, PendingAdmission, PreparedClaims};
     pub use crate::source::{Found, RequestHeaders};
     pub use crate::verify::{Anonymous, Attempt, AuthMode, AuthState, PendingVerification};
 }

@@ -670,6 +670,12 @@ impl<'de> Visitor<'de> for PayloadPass {
     }
 }
 
+/// `cnf.jkt` from the JSON text of a `cnf` member, with the same checks as
+/// [`payload_pass`] (an object, no duplicate members).
+pub(crate) fn cnf_jkt(json: &str) -> Result<Option<Str<'_>>, serde_json::Error> {
+    serde_json::from_str::<Cnf<'_>>(json).map(|c| c.0)
+}
+
 /// The claims of a payload that [`payload_pass`] accepted, as a JSON map.
 /// The strict checks (an object, no duplicate members at any depth) already
 /// ran in that pass, so this is a plain parse.

@@ -1,6 +1,8 @@
 //! The [`JwtAuth`] layer.
 
+use keycard_core::adapter::Admission;
 use keycard_core::{AuthMode, Verifier};
+use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 
 use crate::rejection::DefaultRejection;
@@ -17,6 +19,36 @@ pub struct JwtAuth<R = DefaultRejection> {
     pub(crate) verifier: Verifier,
     pub(crate) mode: AuthMode,
     pub(crate) rejection: R,
+    pub(crate) prepare: Option<Prepare>,
+}
+
+/// How a typed layer decides a request and stores the claims it
+/// deserialized on the way ([`JwtAuth::claims`]).
+pub(crate) type Prepare = fn(
+    &Verifier,
+    AuthMode,
+    &str,
+    Option<&str>,
+    &http::HeaderMap,
+    &mut http::Extensions,
+) -> Admission;
+
+fn prepare<T>(
+    verifier: &Verifier,
+    mode: AuthMode,
+    method: &str,
+    target: Option<&str>,
+    headers: &http::HeaderMap,
+    extensions: &mut http::Extensions,
+) -> Admission
+where
+    T: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let (admission, prepared) = verifier.admit_request_typed::<T, _>(mode, method, target, headers);
+    if let Some(prepared) = prepared {
+        extensions.insert(prepared);
+    }
+    admission
 }
 
 impl JwtAuth {
@@ -26,6 +58,7 @@ impl JwtAuth {
             verifier: verifier.into(),
             mode: AuthMode::Required,
             rejection: DefaultRejection,
+            prepare: None,
         }
     }
 }
@@ -45,7 +78,37 @@ impl<R> JwtAuth<R> {
             verifier: self.verifier,
             mode: self.mode,
             rejection,
+            prepare: self.prepare,
         }
+    }
+
+    /// Deserialize the handlers' claims type `T` in the same walk that
+    /// checks the token's payload, instead of once more in the handler's
+    /// extractor: one walk over the payload per request instead of two.
+    ///
+    /// The decision does not change. A verified request then also carries
+    /// a [`PreparedClaims<T>`] in its extensions, which keycard's `Claims<T>`
+    /// extractors (axum and actix-web, and [`crate::take_claims`] for plain tower)
+    /// take instead of deserializing the payload again. It is absent when
+    /// the token came from the verified-token cache or does not fit `T`;
+    /// the extractor then deserializes as usual and reports why it does not
+    /// fit. `T` is `Clone` because request extensions are.
+    ///
+    /// ```
+    /// # use keycard_core::Key;
+    /// # use keycard_tower::JwtAuth;
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims { sub: String }
+    /// let key = Key::hs256(b"0123456789abcdef0123456789abcdef")?;
+    /// let layer = JwtAuth::new(key).claims::<MyClaims>();
+    /// # Ok::<(), keycard_core::KeyError>(())
+    /// ```
+    pub fn claims<T>(mut self) -> Self
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.prepare = Some(prepare::<T>);
+        self
     }
 
     /// The verifier.
@@ -63,6 +126,7 @@ impl<S, R: Clone> Layer<S> for JwtAuth<R> {
             verifier: self.verifier.clone(),
             mode: self.mode,
             rejection: self.rejection.clone(),
+            prepare: self.prepare,
         }
     }
 }

@@ -41,6 +41,6 @@ pub use rejection::{
     endpoint_response, error_response, resource_metadata_response, DefaultRejection, Rejection,
 };
 pub use roles::{check_roles, RequireRoles, RequireRolesService, RequireScopes};
-pub use service::JwtAuthService;
+pub use service::{take_claims, JwtAuthService};
 
 pub use keycard_core::{Anonymous, AuthError, AuthErrorKind, Verified};

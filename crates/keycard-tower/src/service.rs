@@ -17,6 +17,7 @@ pub struct JwtAuthService<S, R> {
     pub(crate) verifier: Verifier,
     pub(crate) mode: AuthMode,
     pub(crate) rejection: R,
+    pub(crate) prepare: Option<crate::layer::Prepare>,
 }
 
 impl<S, ReqB, ResB, R> Service<Request<ReqB>> for JwtAuthService<S, R>
@@ -33,12 +34,28 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        match self.verifier.admit_request(
-            self.mode,
-            req.method().as_str(),
-            Some(req.uri().path()),
-            req.headers(),
-        ) {
+        let admission = match self.prepare {
+            None => self.verifier.admit_request(
+                self.mode,
+                req.method().as_str(),
+                Some(req.uri().path()),
+                req.headers(),
+            ),
+            Some(prepare) => {
+                let (mut parts, body) = req.into_parts();
+                let admission = prepare(
+                    &self.verifier,
+                    self.mode,
+                    parts.method.as_str(),
+                    Some(parts.uri.path()),
+                    &parts.headers,
+                    &mut parts.extensions,
+                );
+                req = Request::from_parts(parts, body);
+                admission
+            }
+        };
+        match admission {
             Admission::Done(Ok(admitted)) => {
                 store(&mut req, admitted);
                 ResponseFuture::inner(self.inner.call(req))
@@ -57,6 +74,24 @@ where
                 )
             }
         }
+    }
+}
+
+/// The handler's claims type from a request's extensions, as keycard's
+/// `Claims<T>` extractors read it: what a [`crate::JwtAuth::claims`] layer
+/// already deserialized for this request's verification, or else the
+/// payload of the [`keycard_core::Verified`] deserialized now. An
+/// anonymous request is `Missing`; a request that passed no keycard layer
+/// is `LayerMissing`.
+pub fn take_claims<T>(extensions: &mut http::Extensions) -> Result<T, keycard_core::AuthError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let prepared = extensions.remove::<keycard_core::adapter::PreparedClaims<T>>();
+    let verified = keycard_core::AuthState::new(extensions.get(), extensions.get()).required()?;
+    match prepared.and_then(|p| p.take_for(verified)) {
+        Some(claims) => Ok(claims),
+        None => verified.claims(),
     }
 }
 

@@ -70,7 +70,7 @@ pub(crate) use binding::{BindingRequest, DpopState};
 pub use builder::VerifierBuilder;
 pub use request_state::{Anonymous, AuthMode, AuthState};
 pub(crate) use token::now_secs;
-use token::{parse, Parsed};
+use token::{parse, parse_with, Parsed, PayloadWalk, TypedWalk, Untyped};
 use verified::{ClaimsConfig, HeaderText, VerifiedInner};
 pub use verified::{RegisteredClaims, Verified};
 
@@ -357,6 +357,66 @@ impl Verifier {
         target: Option<&str>,
         headers: &H,
     ) -> Attempt {
+        self.authenticate_walk(method, target, headers, &mut Untyped)
+    }
+
+    /// [`Verifier::authenticate_now_at`] that also deserializes the
+    /// caller's claims type `T`, in the same walk over the payload that
+    /// checks it (duplicate members, the registered claims' types): one
+    /// walk instead of two, for a handler that takes `T` anyway.
+    ///
+    /// The decision is exactly [`Verifier::authenticate_now_at`]'s. The
+    /// `T` comes back only with a verified token whose payload was walked in
+    /// this call; it is `None` when the token came from the verified-token
+    /// cache, waits for keys, was refused, or does not fit `T` (then
+    /// [`Verified::claims`] reads it, and reports why it does not fit).
+    ///
+    /// ```
+    /// # use keycard_core::{Attempt, Key, SigningKey, TokenIssuer, TokenType, Verifier};
+    /// #[derive(serde::Deserialize)]
+    /// struct MyClaims { sub: String }
+    /// # let issuer = TokenIssuer::builder(SigningKey::hs256(b"0123456789abcdef0123456789abcdef").unwrap()).build().unwrap();
+    /// # let token = issuer.issue(TokenType::Access, "alice", None, &serde_json::json!({})).unwrap().token;
+    /// let verifier = Verifier::builder()
+    ///     .key(Key::hs256(b"0123456789abcdef0123456789abcdef")?)
+    ///     .build()?;
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("authorization", format!("Bearer {token}").parse()?);
+    /// let (attempt, claims) = verifier.authenticate_now_typed::<MyClaims, _>("GET", None, &headers);
+    /// let Attempt::Done(Ok(verified)) = attempt else { panic!() };
+    /// let claims = match claims {
+    ///     Some(c) => c,
+    ///     None => verified.claims::<MyClaims>()?,
+    /// };
+    /// assert_eq!(claims.sub, "alice");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn authenticate_now_typed<T, H>(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        headers: &H,
+    ) -> (Attempt, Option<T>)
+    where
+        T: serde::de::DeserializeOwned,
+        H: RequestHeaders + ?Sized,
+    {
+        let mut walk = TypedWalk::<T>(None);
+        let attempt = self.authenticate_walk(method, target, headers, &mut walk);
+        let claims = match &attempt {
+            Attempt::Done(Ok(v)) if !v.from_cache() => walk.0,
+            _ => None,
+        };
+        (attempt, claims)
+    }
+
+    fn authenticate_walk<H: RequestHeaders + ?Sized>(
+        &self,
+        method: &str,
+        target: Option<&str>,
+        headers: &H,
+        walk: &mut dyn PayloadWalk,
+    ) -> Attempt {
         let (token, found) = match self.0.sources.find(headers) {
             Ok(Some(t)) => t,
             Ok(None) => return Attempt::Done(Err(self.err(AuthErrorKind::Missing.into()))),
@@ -373,7 +433,7 @@ impl Verifier {
         }
         let binding =
             || (found == Found::DpopHeader).then(|| self.binding_request(method, target, headers));
-        match self.verify_now_from(token, found) {
+        match self.verify_now_walk(token, found, walk) {
             Attempt::Done(Ok(v)) => {
                 let request = binding();
                 self.bind(v, token, request.as_ref())
@@ -412,6 +472,10 @@ impl Verifier {
     }
 
     pub(crate) fn verify_now_from(&self, token: &str, found: Found) -> Attempt {
+        self.verify_now_walk(token, found, &mut Untyped)
+    }
+
+    fn verify_now_walk(&self, token: &str, found: Found, walk: &mut dyn PayloadWalk) -> Attempt {
         #[cfg(feature = "introspection")]
         if let Some(introspector) = &self.0.introspection {
             let jwt_shaped = token.bytes().filter(|b| *b == b'.').count() == 2;
@@ -433,7 +497,7 @@ impl Verifier {
                 ));
             }
             if introspector.jwts_too() {
-                return match self.verify_now_local(token, found) {
+                return match self.verify_now_local(token, found, walk) {
                     Attempt::Done(Ok(v)) => Attempt::Pending(PendingVerification::introspect(
                         self.clone(),
                         token.to_owned(),
@@ -444,18 +508,18 @@ impl Verifier {
                 };
             }
         }
-        self.verify_now_local(token, found)
+        self.verify_now_local(token, found, walk)
     }
 
     /// Local verification of a JWT (no introspection).
-    fn verify_now_local(&self, token: &str, found: Found) -> Attempt {
+    fn verify_now_local(&self, token: &str, found: Found, walk: &mut dyn PayloadWalk) -> Attempt {
         // RFC 6750 §2.1: a header value that is not a b64token is a
         // malformed request (400), not a bad token. Every valid JWS is a
         // b64token, so the per-byte check runs only when verification did
         // not succeed.
         let not_b64token =
             || found != Found::Cookie && !crate::source::is_b64token(token.as_bytes());
-        match self.verify_now_inner(token, found) {
+        match self.verify_now_inner(token, found, walk) {
             Attempt::Done(Err(_)) | Attempt::Pending(_) if not_b64token() => {
                 Attempt::Done(Err(self.err(
                     AuthError::new(AuthErrorKind::MalformedRequest)
@@ -466,7 +530,12 @@ impl Verifier {
         }
     }
 
-    pub(crate) fn verify_now_inner(&self, token: &str, found: Found) -> Attempt {
+    pub(crate) fn verify_now_inner(
+        &self,
+        token: &str,
+        found: Found,
+        walk: &mut dyn PayloadWalk,
+    ) -> Attempt {
         if let Some(cache) = &self.0.cache {
             let entry = cache.get(token);
             if entry.is_none() {
@@ -491,7 +560,7 @@ impl Verifier {
                 }
             }
         }
-        let parsed = match parse(token, &self.0) {
+        let parsed = match parse_with(token, &self.0, walk) {
             Ok(p) => p,
             Err(e) => return Attempt::Done(Err(self.err(e))),
         };

@@ -51,7 +51,57 @@ pub(crate) fn known_alg(alg: &str) -> Option<&'static str> {
     KNOWN.iter().copied().find(|k| *k == alg)
 }
 
+/// The walk over the decoded payload that [`parse_with`] runs: the untyped
+/// pass, or the typed pass that also deserializes the caller's claims type.
+pub(crate) trait PayloadWalk {
+    fn walk<'p>(
+        &mut self,
+        payload: &'p [u8],
+    ) -> Result<crate::parse::PayloadFacts<'p>, serde_json::Error>;
+}
+
+/// The untyped pass alone.
+pub(crate) struct Untyped;
+
+impl PayloadWalk for Untyped {
+    fn walk<'p>(
+        &mut self,
+        payload: &'p [u8],
+    ) -> Result<crate::parse::PayloadFacts<'p>, serde_json::Error> {
+        crate::parse::payload_pass(payload)
+    }
+}
+
+/// The typed pass for `T`. When it fails for any reason, the untyped pass
+/// decides (its error is the one reported) and `T` stays `None`, to be
+/// deserialized the usual way by [`Verified::claims`].
+pub(crate) struct TypedWalk<T>(pub(crate) Option<T>);
+
+impl<T: serde::de::DeserializeOwned> PayloadWalk for TypedWalk<T> {
+    fn walk<'p>(
+        &mut self,
+        payload: &'p [u8],
+    ) -> Result<crate::parse::PayloadFacts<'p>, serde_json::Error> {
+        self.0 = None;
+        match crate::typed::typed_pass::<T>(payload) {
+            Ok((facts, t)) => {
+                self.0 = Some(t);
+                Ok(facts)
+            }
+            Err(_) => crate::parse::payload_pass(payload),
+        }
+    }
+}
+
 pub(crate) fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
+    parse_with(token, s, &mut Untyped)
+}
+
+pub(crate) fn parse_with(
+    token: &str,
+    s: &Settings,
+    walk: &mut dyn PayloadWalk,
+) -> Result<Parsed, AuthError> {
     if token.len() > s.max_token_bytes {
         return Err(AuthErrorKind::TokenTooLarge.into());
     }
@@ -99,7 +149,7 @@ pub(crate) fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
         }
     }
     let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
-    let facts = crate::parse::payload_pass(&payload).map_err(|e| {
+    let facts = walk.walk(&payload).map_err(|e| {
         AuthError::new(AuthErrorKind::MalformedToken)
             .with_detail(format!("payload: {}", crate::parse::json_error_detail(&e)))
     })?;

@@ -119,6 +119,12 @@ impl fmt::Debug for Verified {
 }
 
 impl Verified {
+    /// Whether `other` is this very verification (a clone of it), not
+    /// merely a verification of an equal token.
+    pub fn same_verification(&self, other: &Verified) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner) && self.found == other.found
+    }
+
     /// Deserialize the payload into the caller's own claims type. A payload
     /// that does not fit the type is an `invalid_token` error.
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
