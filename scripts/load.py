@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--only", help="comma-separated modes to run (e.g. none,floor,keycard,jsonwebtoken)")
     ap.add_argument("--algs", default="HS256,RS256,ES256", help="comma-separated algorithms")
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--features", "actix", "--example", "load_server"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--features", "actix,cache", "--example", "load_server"], cwd=ROOT, check=True)
     binaries = {"ours": os.path.join(ROOT, "target", "release", "examples", "load_server")}
     configs = list(CONFIGS)
     if a.only:

@@ -87,7 +87,7 @@ impl<R> JwtAuth<R> {
     /// extractor: one walk over the payload per request instead of two.
     ///
     /// The decision does not change. A verified request then also carries
-    /// a [`PreparedClaims<T>`] in its extensions, which keycard's `Claims<T>`
+    /// a [`keycard_core::adapter::PreparedClaims`] in its extensions, which keycard's `Claims<T>`
     /// extractors (axum and actix-web, and [`crate::take_claims`] for plain tower)
     /// take instead of deserializing the payload again. It is absent when
     /// the token came from the verified-token cache or does not fit `T`;
