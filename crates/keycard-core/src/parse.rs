@@ -398,6 +398,17 @@ impl Text {
         Self::Owned(s.0.as_ref().into())
     }
 
+    /// The bytes, for comparisons (no UTF-8 check needed to compare).
+    pub(crate) fn as_bytes<'a>(&'a self, payload: &'a [u8]) -> &'a [u8] {
+        match self {
+            Self::Span(start, len) => {
+                let (s, l) = (*start as usize, *len as usize);
+                payload.get(s..s + l).unwrap_or_default()
+            }
+            Self::Owned(s) => s.as_bytes(),
+        }
+    }
+
     pub(crate) fn as_str<'a>(&'a self, payload: &'a [u8]) -> &'a str {
         match self {
             Self::Span(start, len) => {
@@ -422,6 +433,21 @@ pub(crate) enum Aud {
 }
 
 impl Aud {
+    /// The audiences' bytes, for comparisons.
+    pub(crate) fn iter_bytes<'a>(
+        &'a self,
+        payload: &'a [u8],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (one, many): (Option<&Text>, &[Text]) = match self {
+            Self::None => (None, &[]),
+            Self::One(t) => (Some(t), &[]),
+            Self::Many(v) => (None, v),
+        };
+        one.into_iter()
+            .chain(many.iter())
+            .map(move |t| t.as_bytes(payload))
+    }
+
     pub(crate) fn iter<'a>(&'a self, payload: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
         let (one, many): (Option<&Text>, &[Text]) = match self {
             Self::None => (None, &[]),
@@ -686,10 +712,20 @@ pub(crate) fn claims_object(payload: &[u8]) -> serde_json::Map<String, serde_jso
 /// Run the pass; `Err` for anything but a JSON object without duplicates
 /// whose registered claims have the right types.
 pub(crate) fn payload_pass(payload: &[u8]) -> Result<PayloadFacts<'_>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let facts = PayloadPass.deserialize(&mut de)?;
-    de.end()?;
-    Ok(facts)
+    fn pass<'de, R: serde_json::de::Read<'de>>(
+        mut de: serde_json::Deserializer<R>,
+    ) -> Result<PayloadFacts<'de>, serde_json::Error> {
+        let facts = PayloadPass.deserialize(&mut de)?;
+        de.end()?;
+        Ok(facts)
+    }
+    // UTF-8 checked once for the whole payload rather than string by string
+    // (a JSON text is UTF-8 throughout); anything else is read from the
+    // bytes, for serde_json's own error.
+    match std::str::from_utf8(payload) {
+        Ok(text) => pass(serde_json::Deserializer::from_str(text)),
+        Err(_) => pass(serde_json::Deserializer::from_slice(payload)),
+    }
 }
 
 /// A JSON error as a log-safe detail: what kind of problem and where, never

@@ -31,7 +31,11 @@ use crate::parse::{check_no_duplicates, PayloadFacts, Str};
 pub(crate) fn typed_pass<T: DeserializeOwned>(
     payload: &[u8],
 ) -> Result<(PayloadFacts<'_>, T), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    // UTF-8 checked once for the whole payload rather than string by string;
+    // a payload that is not UTF-8 is left to the untyped pass's error.
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| <serde_json::Error as de::Error>::custom("not UTF-8"))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let mut facts = PayloadFacts::default();
     let t = T::deserialize(Top {
         de: &mut de,
@@ -43,7 +47,7 @@ pub(crate) fn typed_pass<T: DeserializeOwned>(
 
 /// The payload as `T` sees it: always a JSON object.
 struct Top<'a, 'de> {
-    de: &'a mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    de: &'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
     facts: &'a mut PayloadFacts<'de>,
 }
 
@@ -118,16 +122,17 @@ enum Member {
 
 impl Member {
     fn of(name: &str) -> Self {
-        match name {
-            "iss" => Self::Iss,
-            "sub" => Self::Sub,
-            "aud" => Self::Aud,
-            "exp" => Self::Exp,
-            "nbf" => Self::Nbf,
-            "iat" => Self::Iat,
-            "jti" => Self::Jti,
-            "sid" => Self::Sid,
-            "cnf" => Self::Cnf,
+        // Every registered name has three bytes.
+        match name.as_bytes() {
+            [b'i', b's', b's'] => Self::Iss,
+            [b's', b'u', b'b'] => Self::Sub,
+            [b'a', b'u', b'd'] => Self::Aud,
+            [b'e', b'x', b'p'] => Self::Exp,
+            [b'n', b'b', b'f'] => Self::Nbf,
+            [b'i', b'a', b't'] => Self::Iat,
+            [b'j', b't', b'i'] => Self::Jti,
+            [b's', b'i', b'd'] => Self::Sid,
+            [b'c', b'n', b'f'] => Self::Cnf,
             _ => Self::Other,
         }
     }
@@ -139,8 +144,8 @@ struct Members<'a, 'de, A> {
     facts: &'a mut PayloadFacts<'de>,
     /// The registered names seen so far, one bit per [`Member`].
     registered: u16,
-    /// The other names seen so far: 16 on the stack, the rest spilled.
-    seen: [Option<Str<'de>>; 16],
+    /// The other names seen so far: 8 on the stack, the rest spilled.
+    seen: [Option<Str<'de>>; 8],
     n: usize,
     spill: Vec<Str<'de>>,
     current: Member,
@@ -578,6 +583,11 @@ mod tests {
             ] {
                 assert!(!ok, "the typed pass accepted {p}");
             }
+        }
+        // Not UTF-8, inside a string or outside: refused by both.
+        for bytes in [&b"{\"sub\":\"\xff\",\"exp\":1}"[..], b"{\"exp\":1}\xc3"] {
+            assert!(payload_pass(bytes).is_err());
+            assert!(typed_pass::<serde_json::Value>(bytes).is_err());
         }
         let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect();
         assert!(same::<Wide>(&format!("{{{many}\"exp\":1}}")));

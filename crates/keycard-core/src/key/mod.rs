@@ -220,17 +220,25 @@ impl Key {
     /// check the verification pipeline makes; comparisons happen in
     /// constant time inside the crypto backend.
     pub fn verify_signature(&self, message: &[u8], signature_b64: &str) -> bool {
-        // Strict base64url into a stack buffer (RSA-8192 signatures are 1 KiB).
-        let mut buf = [0u8; 1024];
-        let Ok(len) = crate::b64::decode_slice(signature_b64.as_bytes(), &mut buf) else {
-            return false;
-        };
-        #[cfg(feature = "aws-lc-rs")]
-        if let Some(prepared) = &self.prepared {
-            return prepared.verify(message, &buf[..len]);
+        // Strict base64url into a stack buffer: 96 bytes hold every HMAC and
+        // EC signature, 1 KiB every RSA one (RSA-8192).
+        fn with_decoded<const N: usize>(b64: &str, f: impl FnOnce(&[u8]) -> bool) -> bool {
+            let mut buf = [0u8; N];
+            crate::b64::decode_slice(b64.as_bytes(), &mut buf).is_ok_and(|len| f(&buf[..len]))
         }
-        let _ = len;
-        self.verify_signature_reference(message, signature_b64)
+        let check = |raw: &[u8]| {
+            #[cfg(feature = "aws-lc-rs")]
+            if let Some(prepared) = &self.prepared {
+                return prepared.verify(message, raw);
+            }
+            let _ = raw;
+            self.verify_signature_reference(message, signature_b64)
+        };
+        if signature_b64.len() <= 128 {
+            with_decoded::<96>(signature_b64, check)
+        } else {
+            with_decoded::<1024>(signature_b64, check)
+        }
     }
 
     /// The same check through `jsonwebtoken::crypto::verify` alone: the

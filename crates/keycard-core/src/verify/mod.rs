@@ -51,6 +51,9 @@ impl TokenType {
 
     pub(crate) fn matches(self, typ: Option<&str>) -> bool {
         let Some(typ) = typ else { return false };
+        if typ == self.typ() {
+            return true;
+        }
         let typ = typ
             .get(..12)
             .filter(|p| p.eq_ignore_ascii_case("application/"))

@@ -208,24 +208,29 @@ impl Verifier {
                     .with_detail("token lifetime exceeds the maximum"));
             }
         }
+        // Equality on bytes: no UTF-8 check needed to compare.
         if !s.issuers.is_empty() {
-            match f.iss.as_ref().map(|t| t.as_str(payload)) {
+            match f.iss.as_ref().map(|t| t.as_bytes(payload)) {
                 None => return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss")),
-                Some(iss) if !s.issuers.iter().any(|i| i == iss) => {
+                Some(iss) if !s.issuers.iter().any(|i| i.as_bytes() == iss) => {
                     return Err(AuthErrorKind::WrongIssuer.into())
                 }
                 Some(_) => {}
             }
         }
-        let audiences = s.audiences_for(f.iss.as_ref().map(|t| t.as_str(payload)));
+        let audiences = if s.issuer_audiences.is_empty() {
+            &s.audiences[..]
+        } else {
+            s.audiences_for(f.iss.as_ref().map(|t| t.as_str(payload)))
+        };
         if !audiences.is_empty() {
             if f.aud.is_empty() {
                 return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"));
             }
             if !f
                 .aud
-                .iter(payload)
-                .any(|a| audiences.iter().any(|want| want == a))
+                .iter_bytes(payload)
+                .any(|a| audiences.iter().any(|want| want.as_bytes() == a))
             {
                 return Err(AuthErrorKind::WrongAudience.into());
             }

@@ -93,34 +93,62 @@ impl<T: serde::de::DeserializeOwned> PayloadWalk for TypedWalk<T> {
     }
 }
 
-pub(crate) fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
-    parse_with(token, s, &mut Untyped)
+/// What a JOSE header segment says once it passed every header check: a
+/// function of the segment's bytes alone (the verifier's own rules, such as
+/// its algorithm allow-list, apply afterwards).
+#[derive(Clone)]
+struct HeaderFacts {
+    alg: &'static str,
+    kid: Option<HeaderText>,
+    typ: Option<HeaderText>,
 }
 
-pub(crate) fn parse_with(
-    token: &str,
-    s: &Settings,
-    walk: &mut dyn PayloadWalk,
-) -> Result<Parsed, AuthError> {
-    if token.len() > s.max_token_bytes {
-        return Err(AuthErrorKind::TokenTooLarge.into());
-    }
-    // No separate charset pass: the strict base64url decoder below refuses
-    // every byte outside the URL-safe alphabet in each part.
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed("a JWS has exactly three parts"));
+/// Header segments up to this length are remembered.
+const REMEMBERED_HEADER: usize = 256;
+
+thread_local! {
+    /// The last header segment this thread accepted, byte for byte, and
+    /// what it said. Every token one key signs carries the same header
+    /// segment, so most requests skip the header's base64 and JSON walk.
+    /// The segment is compared in full, never hashed; refused segments are
+    /// not remembered.
+    static LAST_HEADER: std::cell::RefCell<Remembered> = const { std::cell::RefCell::new(None) };
+}
+
+type Remembered = Option<([u8; REMEMBERED_HEADER], usize, HeaderFacts)>;
+
+fn header_facts(h: &str) -> Result<HeaderFacts, AuthError> {
+    let h = h.as_bytes();
+    let remembered = |cell: &std::cell::RefCell<Remembered>| match cell.try_borrow().as_deref() {
+        Ok(Some((seg, len, facts))) if h == &seg[..*len] => Some(facts.clone()),
+        _ => None,
     };
-    if h.is_empty() || p.is_empty() || sig.is_empty() {
-        return Err(malformed("empty part"));
+    if h.len() <= REMEMBERED_HEADER {
+        if let Some(facts) = LAST_HEADER.try_with(remembered).ok().flatten() {
+            return Ok(facts);
+        }
     }
+    let facts = read_header(h)?;
+    if h.len() <= REMEMBERED_HEADER {
+        let mut seg = [0u8; REMEMBERED_HEADER];
+        seg[..h.len()].copy_from_slice(h);
+        let _ = LAST_HEADER.try_with(|cell| {
+            if let Ok(mut slot) = cell.try_borrow_mut() {
+                *slot = Some((seg, h.len(), facts.clone()));
+            }
+        });
+    }
+    Ok(facts)
+}
+
+/// The header checks: strict base64url, JSON without duplicate members at
+/// any depth, no `crit`/`enc`/`zip`/`b64`, no nested JWT, an `alg`.
+fn read_header(h: &[u8]) -> Result<HeaderFacts, AuthError> {
     // Headers are small: decode on the stack, then one walk that reads the
     // members and refuses duplicates at any depth.
     let mut header_buf = [0u8; 2048];
-    let header_len = crate::b64::decode_slice(h.as_bytes(), &mut header_buf)
-        .map_err(|_| malformed("header base64"))?;
+    let header_len =
+        crate::b64::decode_slice(h, &mut header_buf).map_err(|_| malformed("header base64"))?;
     let header: crate::parse::JoseHeader<'_> = serde_json::from_slice(&header_buf[..header_len])
         .map_err(|_| malformed("header is not JSON without duplicate members"))?;
     for (refused, name) in [
@@ -141,7 +169,56 @@ pub(crate) fn parse_with(
     let Some(alg) = header.alg else {
         return Err(malformed("alg missing"));
     };
-    let alg = known_alg(&alg.0).unwrap_or("");
+    Ok(HeaderFacts {
+        alg: known_alg(&alg.0).unwrap_or(""),
+        kid: header.kid.map(|k| HeaderText::new(&k.0)),
+        typ: header.typ.map(|t| HeaderText::new(&t.0)),
+    })
+}
+
+pub(crate) fn parse(token: &str, s: &Settings) -> Result<Parsed, AuthError> {
+    parse_with(token, s, &mut Untyped)
+}
+
+pub(crate) fn parse_with(
+    token: &str,
+    s: &Settings,
+    walk: &mut dyn PayloadWalk,
+) -> Result<Parsed, AuthError> {
+    if token.len() > s.max_token_bytes {
+        return Err(AuthErrorKind::TokenTooLarge.into());
+    }
+    // No separate charset pass: the strict base64url decoder below refuses
+    // every byte outside the URL-safe alphabet in each part.
+    let three = token
+        .rsplit_once('.')
+        .and_then(|(input, sig)| input.split_once('.').map(|(h, p)| (h, p, sig)));
+    let Some((h, p, sig)) = three else {
+        return Err(malformed("a JWS has exactly three parts"));
+    };
+    // A fourth part would sit in `p`, where the strict base64url decoder
+    // refuses the dot: no token with more parts gets through. The search
+    // for it runs only on the failure path, to name the problem.
+    parse_parts(h, p, sig, s, walk).map_err(|e| {
+        if p.contains('.') {
+            malformed("a JWS has exactly three parts")
+        } else {
+            e
+        }
+    })
+}
+
+fn parse_parts(
+    h: &str,
+    p: &str,
+    sig: &str,
+    s: &Settings,
+    walk: &mut dyn PayloadWalk,
+) -> Result<Parsed, AuthError> {
+    if h.is_empty() || p.is_empty() || sig.is_empty() {
+        return Err(malformed("empty part"));
+    }
+    let HeaderFacts { alg, kid, typ } = header_facts(h)?;
     if let Some(allowed) = &s.algorithms {
         if !allowed.contains(&alg) {
             return Err(AuthError::new(AuthErrorKind::AlgorithmNotAllowed)
@@ -159,11 +236,84 @@ pub(crate) fn parse_with(
     let facts = crate::parse::Facts::of(facts, &payload);
     Ok(Parsed {
         alg,
-        kid: header.kid.map(|k| HeaderText::new(&k.0)),
-        typ: header.typ.map(|t| HeaderText::new(&t.0)),
+        kid,
+        typ,
         facts,
         exp,
         payload,
         signing_input_len: h.len() + 1 + p.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Attempt, Key, SigningKey, TokenIssuer, TokenType, Verifier};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn b64(json: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// The remembered header segment is a shortcut for the header checks
+    /// only: the verifier's own rules still apply to every token, and a
+    /// segment that differs by one byte is read and checked afresh.
+    #[test]
+    fn a_remembered_header_never_skips_a_check() {
+        let token = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+            .build()
+            .unwrap()
+            .issue(TokenType::Access, "alice", None, &serde_json::json!({}))
+            .unwrap()
+            .token;
+        let hs = Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .build()
+            .unwrap();
+        assert!(matches!(hs.verify_now(&token), Attempt::Done(Ok(_))));
+        assert!(matches!(hs.verify_now(&token), Attempt::Done(Ok(_))));
+        // Same segment, a verifier that allows only RS256: refused.
+        let rs_only = Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .algorithms([jsonwebtoken::Algorithm::RS256])
+            .build()
+            .unwrap();
+        let Attempt::Done(Err(e)) = rs_only.verify_now(&token) else {
+            panic!("the allow-list was skipped")
+        };
+        assert_eq!(e.kind(), AuthErrorKind::AlgorithmNotAllowed);
+        // Segments that differ from the remembered one are checked afresh.
+        let rest = &token[token.find('.').unwrap()..];
+        for (header, kind) in [
+            (
+                r#"{"alg":"HS256","typ":"at+jwt","crit":["x"]}"#,
+                AuthErrorKind::UnsupportedHeader,
+            ),
+            (
+                r#"{"alg":"HS256","alg":"HS256"}"#,
+                AuthErrorKind::MalformedToken,
+            ),
+            (r#"{"typ":"at+jwt"}"#, AuthErrorKind::MalformedToken),
+        ] {
+            let forged = format!("{}{rest}", b64(header));
+            let Attempt::Done(Err(e)) = hs.verify_now(&forged) else {
+                panic!("{header} passed")
+            };
+            assert_eq!(e.kind(), kind, "{header}");
+        }
+        // And the remembered facts are the segment's own: kid and typ.
+        let with_kid = format!(
+            "{}{rest}",
+            b64(r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#)
+        );
+        for _ in 0..2 {
+            let p = parse(&with_kid, &hs.0).unwrap();
+            assert_eq!(p.kid.as_deref(), Some("k1"));
+            assert_eq!(p.typ.as_deref(), Some("at+jwt"));
+        }
+        let p = parse(&token, &hs.0).unwrap();
+        assert_eq!(p.kid.as_deref(), None);
+    }
 }

@@ -71,12 +71,18 @@ pub(crate) struct ClaimsConfig {
 /// usual lengths.
 #[derive(Clone)]
 pub(crate) enum HeaderText {
+    /// One of the usual `typ` values.
+    Known(&'static str),
     Inline(u8, [u8; 46]),
     Heap(Box<str>),
 }
 
 impl HeaderText {
     pub(crate) fn new(s: &str) -> Self {
+        const KNOWN: [&str; 5] = ["at+jwt", "JWT", "jwt", "refresh+jwt", "dpop+jwt"];
+        if let Some(k) = KNOWN.iter().find(|k| **k == s) {
+            return Self::Known(k);
+        }
         let b = s.as_bytes();
         if b.len() <= 46 {
             let mut buf = [0u8; 46];
@@ -89,6 +95,7 @@ impl HeaderText {
 
     pub(crate) fn as_str(&self) -> &str {
         match self {
+            Self::Known(s) => s,
             Self::Inline(len, buf) => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
             Self::Heap(s) => s,
         }
