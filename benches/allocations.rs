@@ -46,11 +46,14 @@ fn main() {
         } else {
             String::new()
         };
+        let typed = count(|| {
+            std::hint::black_box(common::keycard_verify_typed(&case));
+        });
         let own = count(|| {
             std::hint::black_box(common::keycard_verified(&case));
         });
         println!(
-            "  {:6} keycard headers->Claims<T> {k:>5.1} (keycard's own, before Claims<T>: {own:.1})   jsonwebtoken::decode {r:>5.1}{f}",
+            "  {:6} keycard headers->Claims<T> {k:>5.1} (keycard's own, before Claims<T>: {own:.1})   typed {typed:>5.1}   jsonwebtoken::decode {r:>5.1}{f}",
             case.name
         );
     }

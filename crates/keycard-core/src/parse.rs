@@ -167,8 +167,21 @@ impl<'de> Deserialize<'de> for NumericDate {
     }
 }
 
-/// `aud`: a string or an array of strings.
-pub(crate) struct Audience<'a>(pub(crate) Vec<Str<'a>>);
+/// `aud` as written: one string (no allocation), or an array of strings.
+pub(crate) enum Audience<'a> {
+    One(Str<'a>),
+    Many(Vec<Str<'a>>),
+}
+
+impl Audience<'_> {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Many(v) => v.len(),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for Audience<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -179,17 +192,17 @@ impl<'de> Deserialize<'de> for Audience<'de> {
                 f.write_str("a string or an array of strings")
             }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Audience(vec![Str(Cow::Borrowed(v))]))
+                Ok(Audience::One(Str(Cow::Borrowed(v))))
             }
             fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Audience(vec![Str(Cow::Owned(v.to_owned()))]))
+                Ok(Audience::One(Str(Cow::Owned(v.to_owned()))))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(8));
                 while let Some(s) = seq.next_element::<Str<'de>>()? {
                     out.push(s);
                 }
-                Ok(Audience(out))
+                Ok(Audience::Many(out))
             }
         }
         d.deserialize_any(V)
@@ -486,8 +499,9 @@ impl Facts {
         let text = |s: Option<Str<'_>>| s.map(|s| Text::of(&s, payload));
         let aud = match f.aud {
             None => Aud::None,
-            Some(a) if a.0.len() == 1 => Aud::One(Text::of(&a.0[0], payload)),
-            Some(a) => Aud::Many(a.0.iter().map(|s| Text::of(s, payload)).collect()),
+            Some(Audience::One(s)) => Aud::One(Text::of(&s, payload)),
+            Some(Audience::Many(v)) if v.len() == 1 => Aud::One(Text::of(&v[0], payload)),
+            Some(Audience::Many(v)) => Aud::Many(v.iter().map(|s| Text::of(s, payload)).collect()),
         };
         Self {
             iss: text(f.iss),
@@ -596,7 +610,7 @@ mod tests {
     fn strict_registered_types() {
         let ok = payload_pass(br#"{"exp":1.9,"aud":["a","b"],"sub":"s","roles":["x"]}"#).unwrap();
         assert_eq!(ok.exp.unwrap().0, 1);
-        assert_eq!(ok.aud.unwrap().0.len(), 2);
+        assert_eq!(ok.aud.unwrap().len(), 2);
         for bad in [
             r#"{"exp":"1"}"#,
             r#"{"aud":1}"#,

@@ -18,14 +18,13 @@
 //! [`crate::verify::TypedSink`]). A type the pass cannot feed exactly as
 //! serde_json would therefore costs a second walk, never a different answer.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::forward_to_deserialize_any;
 use serde_json::value::RawValue;
 
-use crate::parse::{check_no_duplicates, PayloadFacts, Str};
+use crate::parse::{check_no_duplicates, Audience, PayloadFacts, Str};
 
 /// Run the typed pass: the facts the untyped pass would find, and `T`.
 pub(crate) fn typed_pass<T: DeserializeOwned>(
@@ -216,17 +215,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
                 seed.deserialize(n.scalar())
             }
             Member::Aud => {
-                let aud: Aud<'de> = self.map.next_value()?;
+                let aud: Audience<'de> = self.map.next_value()?;
                 let value = match &aud {
-                    Aud::One(s) => seed.deserialize(Scalar::str(&s.0))?,
-                    Aud::Many(v) => seed.deserialize(de::value::SeqDeserializer::new(
+                    Audience::One(s) => seed.deserialize(Scalar::str(&s.0))?,
+                    Audience::Many(v) => seed.deserialize(de::value::SeqDeserializer::new(
                         v.iter().map(|s| Scalar::str(&s.0)),
                     ))?,
                 };
-                facts.aud = Some(crate::parse::Audience(match aud {
-                    Aud::One(s) => vec![s],
-                    Aud::Many(v) => v,
-                }));
+                facts.aud = Some(aud);
                 Ok(value)
             }
             Member::Cnf | Member::Other => {
@@ -329,38 +325,6 @@ impl<'de> de::Deserialize<'de> for Number {
             }
             fn visit_f64<E>(self, v: f64) -> Result<Number, E> {
                 Ok(Number::F(v))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `aud` as written: one string, or an array of strings.
-enum Aud<'a> {
-    One(Str<'a>),
-    Many(Vec<Str<'a>>),
-}
-
-impl<'de> de::Deserialize<'de> for Aud<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Aud<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or an array of strings")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Aud::One(Str(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Aud::One(Str(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(8));
-                while let Some(s) = seq.next_element::<Str<'de>>()? {
-                    out.push(s);
-                }
-                Ok(Aud::Many(out))
             }
         }
         d.deserialize_any(V)
