@@ -99,6 +99,12 @@ impl JwtAuth {
     /// back to deserializing the payload when the token came from the
     /// verified-token cache or does not fit `T` (and then reports why).
     ///
+    /// `T`'s `Deserialize` then runs in that walk, which comes before the
+    /// signature check (as the untyped walk always has): the claims of a
+    /// forged token are deserialized, bounded by the token size limit, and
+    /// dropped. A claims type whose deserialization has side effects or
+    /// can panic belongs in the default mode.
+    ///
     /// ```
     /// # use keycard_core::Key;
     /// #[derive(serde::Deserialize)]

@@ -228,6 +228,13 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
             Member::Cnf | Member::Other => {
                 let raw: &'de RawValue = self.map.next_value()?;
                 let json = raw.get();
+                // Delimiting has no depth limit, and a walk of the value on
+                // its own starts one level higher than the untyped pass's
+                // walk of it: refuse what the untyped pass would refuse.
+                let scan = scan(json.as_bytes());
+                if scan.depth > MAX_MEMBER_DEPTH {
+                    return Err(de::Error::custom("nested too deeply"));
+                }
                 if matches!(self.current, Member::Cnf) {
                     facts.cnf_jkt = crate::parse::cnf_jkt(json).map_err(de::Error::custom)?;
                 }
@@ -244,7 +251,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
                 // number out of range, a lone surrogate escape), unless it
                 // holds neither objects, numbers nor escapes.
                 if !matches!(self.current, Member::Cnf)
-                    && needs_check(json.as_bytes())
+                    && scan.needs_check
                     && !check_no_duplicates(json.as_bytes())
                 {
                     return Err(de::Error::custom(
@@ -258,23 +265,54 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
     }
 }
 
-/// Whether one JSON value (already delimited by serde_json, so well formed)
-/// may hold what only the full check refuses: an object (a duplicate
-/// member), a number (out of range) or an escape (a lone surrogate). Arrays
-/// of plain strings, `true`, `false` and `null` do not.
-fn needs_check(json: &[u8]) -> bool {
-    let mut in_string = false;
+/// The deepest nesting a top-level member's value may have: serde_json
+/// refuses a 128th level, and the payload object is the first.
+const MAX_MEMBER_DEPTH: usize = 126;
+
+/// What one byte scan of a member's JSON value (already delimited by
+/// serde_json, so well formed) tells.
+struct Scan {
+    /// It may hold what only the full check refuses: an object (a
+    /// duplicate member), a number (out of range) or an escape (a lone
+    /// surrogate). Arrays of plain strings, `true`, `false` and `null` do
+    /// not.
+    needs_check: bool,
+    /// The deepest nesting of arrays and objects (0 for a scalar).
+    depth: usize,
+}
+
+fn scan(json: &[u8]) -> Scan {
+    let (mut in_string, mut escaped) = (false, false);
+    let (mut needs_check, mut depth, mut deepest) = (false, 0usize, 0usize);
     for &b in json {
-        match (in_string, b) {
-            (_, b'\\') => return true,
-            (true, b'"') => in_string = false,
-            (true, _) => {}
-            (false, b'"') => in_string = true,
-            (false, b'{' | b'-' | b'0'..=b'9') => return true,
-            (false, _) => {}
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => {
+                    escaped = true;
+                    needs_check = true;
+                }
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                needs_check |= b == b'{';
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => needs_check = true,
+            _ => {}
         }
     }
-    false
+    Scan {
+        needs_check,
+        depth: deepest,
+    }
 }
 
 /// A NumericDate as serde_json read it, so that `T` sees the same number.
@@ -468,6 +506,13 @@ mod tests {
     #[derive(Debug, PartialEq, Deserialize)]
     struct Outer(Option<Plain>);
 
+    /// Reads `sub` and `exp` and ignores everything else.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Plainish {
+        sub: String,
+        exp: u64,
+    }
+
     fn facts(payload: &[u8], f: PayloadFacts<'_>) -> String {
         format!("{:?}", Facts::of(f, payload))
     }
@@ -558,12 +603,44 @@ mod tests {
         assert!(typed_pass::<Wide>(format!("{{{many}\"k3\":1,\"exp\":1}}").as_bytes()).is_err());
         let deep = format!("{{\"exp\":1,\"a\":{}}}", "[".repeat(100_000));
         assert!(typed_pass::<Wide>(deep.as_bytes()).is_err());
+        // Closed nesting, at and past serde_json's limit, in an ignored
+        // member, a `Value`, and `cnf`: the same answer as the untyped pass.
+        for levels in [125, 126, 127, 128, 5000] {
+            let nest = |inner: &str| format!("{}{inner}{}", "[".repeat(levels), "]".repeat(levels));
+            for p in [
+                format!("{{\"sub\":\"s\",\"exp\":1,\"x\":{}}}", nest("")),
+                format!("{{\"sub\":\"s\",\"exp\":1,\"x\":{}}}", nest("1")),
+                format!(
+                    "{{\"sub\":\"s\",\"exp\":1,\"cnf\":{{\"jkt\":\"t\",\"a\":{}}}}}",
+                    nest("")
+                ),
+            ] {
+                let untyped = payload_pass(p.as_bytes()).is_ok();
+                assert_eq!(
+                    untyped,
+                    levels <= 126 - usize::from(p.contains("cnf")),
+                    "{levels}"
+                );
+                // A claims type that ignores the member takes the one walk
+                // exactly when the untyped pass passes.
+                assert_eq!(same::<Plainish>(&p), untyped, "{levels} levels: {p:.60}");
+                for typed in [
+                    typed_pass::<serde_json::Value>(p.as_bytes()).is_ok(),
+                    typed_pass::<serde::de::IgnoredAny>(p.as_bytes()).is_ok(),
+                ] {
+                    assert!(
+                        !typed || untyped,
+                        "typed passed what untyped refuses: {levels} levels"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
     fn only_values_without_objects_numbers_or_escapes_skip_the_check() {
         for plain in [r#"["a","b"]"#, "[]", "true", "null", r#"["{1}","-"]"#] {
-            assert!(!needs_check(plain.as_bytes()), "{plain}");
+            assert!(!scan(plain.as_bytes()).needs_check, "{plain}");
         }
         for checked in [
             r#"[{"a":1}]"#,
@@ -573,7 +650,7 @@ mod tests {
             r#"["\ud800"]"#,
             r#"["a",{}]"#,
         ] {
-            assert!(needs_check(checked.as_bytes()), "{checked}");
+            assert!(scan(checked.as_bytes()).needs_check, "{checked}");
         }
         // Each of those would be refused by the check and not by delimiting.
         for refused in [

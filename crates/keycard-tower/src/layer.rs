@@ -94,6 +94,12 @@ impl<R> JwtAuth<R> {
     /// the extractor then deserializes as usual and reports why it does not
     /// fit. `T` is `Clone` because request extensions are.
     ///
+    /// `T`'s `Deserialize` then runs in that walk, which comes before the
+    /// signature check (as the untyped walk always has): the claims of a
+    /// forged token are deserialized, bounded by the token size limit, and
+    /// dropped. A claims type whose deserialization has side effects or
+    /// can panic belongs in the default mode.
+    ///
     /// ```
     /// # use keycard_core::Key;
     /// # use keycard_tower::JwtAuth;
