@@ -106,12 +106,14 @@ impl JwtAuth {
     /// can panic belongs in the default mode.
     ///
     /// ```
-    /// # use keycard_core::Key;
+    /// # use keycard_core::{Key, Verifier};
     /// #[derive(serde::Deserialize)]
     /// struct MyClaims { sub: String }
-    /// let key = Key::hs256(b"0123456789abcdef0123456789abcdef")?;
-    /// let auth = keycard_actix::JwtAuth::new(key).claims::<MyClaims>();
-    /// # Ok::<(), keycard_core::KeyError>(())
+    /// let verifier = Verifier::builder()
+    ///     .key(Key::hs256(b"0123456789abcdef0123456789abcdef")?)
+    ///     .build()?;
+    /// let auth = keycard_actix::JwtAuth::new(verifier).claims::<MyClaims>();
+    /// # Ok::<(), keycard_core::ConfigError>(())
     /// ```
     pub fn claims<T: DeserializeOwned + 'static>(mut self) -> Self {
         self.prepare = Some(prepare::<T>);

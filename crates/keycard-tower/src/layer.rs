@@ -101,13 +101,15 @@ impl<R> JwtAuth<R> {
     /// can panic belongs in the default mode.
     ///
     /// ```
-    /// # use keycard_core::Key;
+    /// # use keycard_core::{Key, Verifier};
     /// # use keycard_tower::JwtAuth;
     /// #[derive(Clone, serde::Deserialize)]
     /// struct MyClaims { sub: String }
-    /// let key = Key::hs256(b"0123456789abcdef0123456789abcdef")?;
-    /// let layer = JwtAuth::new(key).claims::<MyClaims>();
-    /// # Ok::<(), keycard_core::KeyError>(())
+    /// let verifier = Verifier::builder()
+    ///     .key(Key::hs256(b"0123456789abcdef0123456789abcdef")?)
+    ///     .build()?;
+    /// let layer = JwtAuth::new(verifier).claims::<MyClaims>();
+    /// # Ok::<(), keycard_core::ConfigError>(())
     /// ```
     pub fn claims<T>(mut self) -> Self
     where
