@@ -230,37 +230,36 @@ async fn call_tower_mode(verifier: &Verifier, call: &Call, typed: bool) -> Answe
     }
 }
 
+/// The table's routes: `/me` (GET, POST) and `/admin` (role `admin`).
+fn axum_routes(
+    me: axum::routing::MethodRouter,
+    admin: axum::routing::MethodRouter,
+) -> axum::Router {
+    use keycard::axum::RequireRoles;
+    axum::Router::new().route("/me", me).merge(
+        axum::Router::new()
+            .route("/admin", admin)
+            .route_layer(RequireRoles::any_of(["admin"])),
+    )
+}
+
 pub fn axum_app(verifier: &Verifier) -> axum::Router {
     use axum::routing::get;
-    use keycard::axum::{Authenticated, JwtAuth, RequireRoles};
+    use keycard::axum::{Authenticated, JwtAuth};
     async fn me(Authenticated(v): Authenticated) -> String {
         me_body(&v)
     }
-    axum::Router::new()
-        .route("/me", get(me).post(me))
-        .merge(
-            axum::Router::new()
-                .route("/admin", get(me))
-                .route_layer(RequireRoles::any_of(["admin"])),
-        )
-        .layer(JwtAuth::new(verifier.clone()))
+    axum_routes(get(me).post(me), get(me)).layer(JwtAuth::new(verifier.clone()))
 }
 
 /// [`axum_app`] with a typed layer and handlers taking `Claims<Seen>`.
 fn axum_typed_app(verifier: &Verifier) -> axum::Router {
     use axum::routing::get;
-    use keycard::axum::{Authenticated, Claims, JwtAuth, RequireRoles};
+    use keycard::axum::{Authenticated, Claims, JwtAuth};
     async fn me(Authenticated(v): Authenticated, Claims(c): Claims<Seen>) -> String {
         typed_body(&c, &v)
     }
-    axum::Router::new()
-        .route("/me", get(me).post(me))
-        .merge(
-            axum::Router::new()
-                .route("/admin", get(me))
-                .route_layer(RequireRoles::any_of(["admin"])),
-        )
-        .layer(JwtAuth::new(verifier.clone()).claims::<Seen>())
+    axum_routes(get(me).post(me), get(me)).layer(JwtAuth::new(verifier.clone()).claims::<Seen>())
 }
 
 pub async fn call_axum(verifier: &Verifier, call: &Call) -> Answer {

@@ -446,30 +446,25 @@ pub(crate) enum Aud {
 }
 
 impl Aud {
+    fn texts(&self) -> impl Iterator<Item = &Text> {
+        let (one, many): (Option<&Text>, &[Text]) = match self {
+            Self::None => (None, &[]),
+            Self::One(t) => (Some(t), &[]),
+            Self::Many(v) => (None, v),
+        };
+        one.into_iter().chain(many.iter())
+    }
+
     /// The audiences' bytes, for comparisons.
     pub(crate) fn iter_bytes<'a>(
         &'a self,
         payload: &'a [u8],
     ) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let (one, many): (Option<&Text>, &[Text]) = match self {
-            Self::None => (None, &[]),
-            Self::One(t) => (Some(t), &[]),
-            Self::Many(v) => (None, v),
-        };
-        one.into_iter()
-            .chain(many.iter())
-            .map(move |t| t.as_bytes(payload))
+        self.texts().map(move |t| t.as_bytes(payload))
     }
 
     pub(crate) fn iter<'a>(&'a self, payload: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
-        let (one, many): (Option<&Text>, &[Text]) = match self {
-            Self::None => (None, &[]),
-            Self::One(t) => (Some(t), &[]),
-            Self::Many(v) => (None, v),
-        };
-        one.into_iter()
-            .chain(many.iter())
-            .map(move |t| t.as_str(payload))
+        self.texts().map(move |t| t.as_str(payload))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
