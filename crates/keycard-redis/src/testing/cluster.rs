@@ -47,17 +47,8 @@ impl RedisCluster {
         for (port, _) in &cluster.nodes {
             create.arg(format!("127.0.0.1:{port}"));
         }
-        let out = create
-            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run redis-cli: {e}")))?;
-        if !out.status.success() {
-            return Err(other(format!(
-                "redis-cli --cluster create failed: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )));
-        }
+        create.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
+        cluster_cli(&mut create, "create")?;
         cluster.wait_healthy(Duration::from_secs(30))?;
         Ok(cluster)
     }
@@ -135,19 +126,13 @@ impl RedisCluster {
             .filter(|s| s.primary == from)
             .flat_map(|s| s.ranges.iter().map(|(lo, hi)| hi - lo + 1))
             .sum();
-        let out = Command::new("redis-cli")
+        let mut reshard = Command::new("redis-cli");
+        reshard
             .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
             .args(["--cluster-from", &self.node_id(from)?])
             .args(["--cluster-to", &self.node_id(to)?])
-            .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            return Err(other(format!(
-                "redis-cli --cluster reshard failed: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )));
-        }
+            .args(["--cluster-slots", &count.to_string(), "--cluster-yes"]);
+        cluster_cli(&mut reshard, "reshard")?;
         self.wait_healthy(Duration::from_secs(30))?;
         Ok(count)
     }
@@ -293,5 +278,21 @@ impl Drop for RedisCluster {
             self.kill(port);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run one `redis-cli --cluster <what>` command to completion.
+fn cluster_cli(cmd: &mut Command, what: &str) -> io::Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run redis-cli: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(other(format!(
+            "redis-cli --cluster {what} failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )))
     }
 }

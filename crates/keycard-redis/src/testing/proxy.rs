@@ -108,58 +108,35 @@ impl Drop for FaultProxy {
 
 /// Client → Redis: forward, and notice subscriptions.
 fn pump_up(
-    mut from: std::net::TcpStream,
-    mut to: std::net::TcpStream,
+    from: std::net::TcpStream,
+    to: std::net::TcpStream,
     st: &ProxyState,
     subscriber: &std::sync::atomic::AtomicBool,
 ) {
-    use std::io::{Read, Write};
-    use std::sync::atomic::Ordering;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if st.stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let chunk = &buf[..n];
+    pump(from, to, st, |chunk| {
         if chunk
             .windows(9)
             .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
         {
-            subscriber.store(true, Ordering::SeqCst);
+            subscriber.store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        if to.write_all(chunk).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(std::net::Shutdown::Both);
+        true
+    });
 }
 
 /// Redis → client: forward, drop, or hold, as the faults say.
 fn pump_down(
-    mut from: std::net::TcpStream,
-    mut to: std::net::TcpStream,
+    from: std::net::TcpStream,
+    to: std::net::TcpStream,
     st: &ProxyState,
     subscriber: &std::sync::atomic::AtomicBool,
 ) {
-    use std::io::{Read, Write};
     use std::sync::atomic::Ordering;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if st.stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
+    pump(from, to, st, |chunk| {
         let is_sub = subscriber.load(Ordering::SeqCst);
         if is_sub && st.silence_subscribers.load(Ordering::SeqCst) {
-            st.dropped.fetch_add(n as u64, Ordering::SeqCst);
-            continue;
+            st.dropped.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            return false;
         }
         if !is_sub {
             let until = *st.hold_until.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,7 +147,26 @@ fn pump_down(
                 }
             }
         }
-        if to.write_all(&buf[..n]).is_err() {
+        true
+    });
+}
+
+/// Copy `from` to `to` until either side closes or the proxy stops;
+/// `forward` sees each chunk first and says whether to pass it on.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    st: &ProxyState,
+    mut forward: impl FnMut(&[u8]) -> bool,
+) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    while !st.stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if forward(&buf[..n]) && to.write_all(&buf[..n]).is_err() {
             break;
         }
     }
