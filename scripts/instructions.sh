@@ -4,6 +4,8 @@
 # (--toggle-collect), so setup noise is excluded and the count is
 # repeatable for a given binary: regressions show despite noisy machines.
 # Usage: scripts/instructions.sh [ALG ...]   (default: HS256 RS256 ES256 EdDSA)
+# Then, for HS256, the whole request through each load_server app
+# (KEYCARD_APP_ROWS=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is required" >&2; exit 1; }
@@ -30,3 +32,19 @@ for alg in "${algs[@]}"; do
     printf '%-6s %9d %9d %13d %8.2f %8.2f %9s %9s\n' "$alg" "$k" "$t" "$j" "$(echo "$k / $j" | bc -l)" "$(echo "$t / $j" | bc -l)" - -
   fi
 done
+
+# The whole request on the server side: the axum app that
+# examples/load_server.rs serves for each mode, called in-process from the
+# request to the collected body (benches/support/apps.rs). Only the socket
+# and hyper's parsing are left out; they are the same for every mode.
+# "added" is the mode's instructions minus the no-auth app's.
+if [ "${KEYCARD_APP_ROWS:-1}" = 1 ]; then
+  echo
+  printf '%-14s %9s %9s %11s %11s\n' "app (HS256)" request added "÷ floor" "÷ f. added"
+  none=$(( $(ir app-none HS256 201) / 202 ))
+  floor=$(( $(ir app-floor HS256 201) / 202 ))
+  for mode in none floor keycard keycard-typed jsonwebtoken; do
+    case $mode in none) n=$none ;; floor) n=$floor ;; *) n=$(( $(ir "app-$mode" HS256 201) / 202 )) ;; esac
+    printf '%-14s %9d %9d %11.3f %11.3f\n' "$mode" "$n" $(( n - none )) "$(echo "$n / $floor" | bc -l)" "$(echo "($n - $none) / ($floor - $none)" | bc -l)"
+  done
+fi

@@ -5,7 +5,7 @@ Runs the axum and actix-web hello-world servers of examples/load_server.rs
 with no auth, with keycard (HS256, RS256, ES256; cache off and on), and with
 the peer-style baseline (a jsonwebtoken::decode layer for axum,
 actix-web-httpauth + jsonwebtoken for actix-web), alternating configurations
-within each round. Prints requests/s, p99 latency, server CPU µs per request
+within each round (in reverse order every other round). Prints requests/s, p99 latency, server CPU µs per request
 and peak RSS, each as a ratio to the same framework's no-auth server of the
 same round (medians over rounds).
 
@@ -15,7 +15,7 @@ same round (medians over rounds).
 benches/peers/jwt-authorizer, against its own axum 0.7 no-auth baseline.
 Needs wrk (Debian package `wrk`). Traffic goes to 127.0.0.1 only.
 """
-import argparse, os, re, socket, statistics, subprocess, sys, time
+import argparse, os, random, re, socket, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = [
@@ -96,6 +96,7 @@ def main():
     ap.add_argument("--peers", action="store_true")
     ap.add_argument("--only", help="comma-separated modes to run (e.g. none,floor,keycard,jsonwebtoken)")
     ap.add_argument("--algs", default="HS256,RS256,ES256", help="comma-separated algorithms")
+    ap.add_argument("--frameworks", default="axum,actix,axum07", help="comma-separated frameworks (axum07: the peers)")
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--features", "actix,cache", "--example", "load_server"], cwd=ROOT, check=True)
     binaries = {"ours": os.path.join(ROOT, "target", "release", "examples", "load_server")}
@@ -110,14 +111,19 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=peer_dir, check=True)
         binaries["peer"] = os.path.join(peer_dir, "target", "release", "peer-jwt-authorizer")
         configs += [c for c in PEER_CONFIGS if c[1] == "none" or c[2] in keep_algs]
+    keep_fw = set(a.frameworks.split(","))
+    configs = [c for c in configs if c[0] in keep_fw]
     results = {c: [] for c in configs}
     for r in range(a.rounds):
-        base = {}
+        # Every other round runs the configurations in reverse order, so a
+        # machine that speeds up or slows down within a round favours none.
+        order = configs if r % 2 == 0 else configs[::-1]
+        measured = {}
+        for cfg in order:
+            measured[cfg] = run(binaries, *cfg, a.seconds, a.connections)
+            print(f"round {r + 1}: {' '.join(cfg):28} {measured[cfg]['rps']:>9.0f} req/s", file=sys.stderr)
         for cfg in configs:
-            m = run(binaries, *cfg, a.seconds, a.connections)
-            if cfg[1] == "none": base[cfg[0]] = m
-            results[cfg].append((m, base[cfg[0]]))
-            print(f"round {r + 1}: {' '.join(cfg):28} {m['rps']:>9.0f} req/s", file=sys.stderr)
+            results[cfg].append((measured[cfg], measured[(cfg[0], "none", "HS256")]))
     print(f"\n{a.rounds} rounds x {a.seconds}s, wrk -t1 -c{a.connections}, server and client sharing {os.cpu_count()} cores")
     print(f"| framework | auth | alg | req/s | ratio | p99 µs | ratio | CPU µs/req | ratio | peak RSS MiB | Δ vs no-auth |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -131,18 +137,30 @@ def main():
 
 
     # keycard against the floor and the peers, same round, HS256.
-    def ratio_to(mode, fw="axum", alg="HS256", other_fw=None, ours="keycard"):
+    def ratios_to(mode, fw="axum", alg="HS256", other_fw=None, ours="keycard"):
         k, o = results.get((fw, ours, alg)), results.get((other_fw or fw, mode, alg))
         if not k or not o: return None
         # Each against its own framework's no-auth server of the same round.
-        return statistics.median((km["rps"] / kb["rps"]) / (om["rps"] / ob["rps"])
-                                 for (km, kb), (om, ob) in zip(k, o))
+        return [(km["rps"] / kb["rps"]) / (om["rps"] / ob["rps"]) for (km, kb), (om, ob) in zip(k, o)]
+
+    def interval(xs, resamples=2000):
+        # 90% bootstrap interval of the median over rounds (fixed seed: the
+        # same rounds always give the same interval).
+        rng = random.Random(12)
+        meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(resamples))
+        return meds[int(0.05 * resamples)], meds[int(0.95 * resamples) - 1]
+
     for ours in ("keycard", "keycard-typed"):
-        for label, r in [("floor", ratio_to("floor", ours=ours)),
-                         ("jsonwebtoken layer", ratio_to("jsonwebtoken", ours=ours)),
-                         ("jwt-authorizer", ratio_to("jwt-authorizer", other_fw="axum07", ours=ours))]:
-            if r is not None:
-                print(f"{ours} HS256 req/s ÷ {label}: {r:.2f} (median over rounds, each relative to its no-auth server)")
+        for label, rs in [("floor", ratios_to("floor", ours=ours)),
+                          ("jsonwebtoken layer", ratios_to("jsonwebtoken", ours=ours)),
+                          ("jwt-authorizer", ratios_to("jwt-authorizer", other_fw="axum07", ours=ours)),
+                          ("actix-web-httpauth (actix-web)", ratios_to("jsonwebtoken", fw="actix", ours=ours))]:
+            if rs:
+                lo, hi = interval(rs)
+                fw = "actix-web " if label.endswith("(actix-web)") else ""
+                print(f"{fw}{ours} HS256 req/s ÷ {label}: {statistics.median(rs):.2f} "
+                      f"(median over {len(rs)} rounds, 90% bootstrap interval {lo:.2f}–{hi:.2f}; "
+                      f"each relative to its no-auth server)")
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ fn conclude(
     start: Instant,
     describe: impl FnOnce() -> Option<(Found, Option<&'static str>, Option<String>)>,
 ) -> Result<Admitted, AuthError> {
-    let seconds = start.elapsed().as_secs_f64();
+    let since = crate::observe::Since(start);
     match result {
         Ok(v) => {
             if !span.is_disabled() {
@@ -144,13 +144,13 @@ fn conclude(
                 span.record("cached", v.from_cache());
                 tracing::trace!(parent: span, "request verified");
             }
-            crate::observe::decision("verified", None, seconds);
+            crate::observe::verified(since);
             Ok(Admitted::Verified(v))
         }
         Err(e) if mode == AuthMode::Optional && e.kind() == AuthErrorKind::Missing => {
             span.record("outcome", "anonymous");
             tracing::trace!(parent: span, "no token: anonymous");
-            crate::observe::decision("anonymous", None, seconds);
+            crate::observe::anonymous(since);
             Ok(Admitted::Anonymous(
                 Anonymous::new(e.realm_or_default())
                     .with_resource_metadata(e.resource_metadata().map(Arc::from)),
@@ -179,7 +179,7 @@ fn conclude(
                     "request refused"
                 );
             }
-            crate::observe::decision("rejected", Some(e.kind().name()), seconds);
+            crate::observe::rejected(e.kind().name(), since);
             Err(e)
         }
     }
@@ -268,7 +268,7 @@ impl Verifier {
     ) -> Admission {
         let start = Instant::now();
         if self.cors_preflights_pass() && is_preflight(self, method, headers) {
-            crate::observe::decision("anonymous", None, start.elapsed().as_secs_f64());
+            crate::observe::anonymous(crate::observe::Since(start));
             return Admission::Done(Ok(Admitted::Anonymous(Anonymous::preflight(
                 self.realm().clone(),
             ))));

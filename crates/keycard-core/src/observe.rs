@@ -23,6 +23,8 @@
 //! | `keycard_refresh_reuse_detected_total` | counter | — |
 //! | `keycard_logouts_total` | counter | `scope` (`session`, `everywhere`) |
 
+use std::time::Instant;
+
 /// The metric names keycard emits.
 pub mod names {
     /// Authentication decisions, by outcome and refusal reason.
@@ -55,18 +57,48 @@ pub mod names {
     pub const LOGOUTS: &str = "keycard_logouts_total";
 }
 
-/// Count a finished decision.
-pub(crate) fn decision(outcome: &'static str, reason: Option<&'static str>, seconds: f64) {
-    match reason {
-        Some(r) => metrics::counter!(names::AUTH_REQUESTS, "outcome" => outcome, "reason" => r)
-            .increment(1),
-        None => metrics::counter!(names::AUTH_REQUESTS, "outcome" => outcome).increment(1),
+// The request-path metrics name their metric and labels as literals, so
+// that `metrics` builds a static key: no allocation and no hashing per
+// request (a label value held in a variable costs a `Vec` each time). The
+// literals equal `names::*`: `tests::decisions_use_the_documented_names`.
+
+/// How long a decision took, read off the clock only when a histogram
+/// records it: without a metrics recorder, the request pays no second clock
+/// read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Since(pub(crate) Instant);
+
+impl metrics::IntoF64 for Since {
+    fn into_f64(self) -> f64 {
+        self.0.elapsed().as_secs_f64()
     }
-    metrics::histogram!(names::AUTH_DURATION, "outcome" => outcome).record(seconds);
+}
+
+/// A verified request, and when its decision started.
+pub(crate) fn verified(since: Since) {
+    metrics::counter!("keycard_auth_requests_total", "outcome" => "verified").increment(1);
+    metrics::histogram!("keycard_auth_duration_seconds", "outcome" => "verified").record(since);
+}
+
+/// A request let through as anonymous (optional mode, CORS preflight).
+pub(crate) fn anonymous(since: Since) {
+    metrics::counter!("keycard_auth_requests_total", "outcome" => "anonymous").increment(1);
+    metrics::histogram!("keycard_auth_duration_seconds", "outcome" => "anonymous").record(since);
+}
+
+/// A refused request, with the [`crate::AuthErrorKind`] name as `reason`.
+pub(crate) fn rejected(reason: &'static str, since: Since) {
+    metrics::counter!(names::AUTH_REQUESTS, "outcome" => "rejected", "reason" => reason)
+        .increment(1);
+    metrics::histogram!("keycard_auth_duration_seconds", "outcome" => "rejected").record(since);
 }
 
 pub(crate) fn cache(hit: bool) {
-    metrics::counter!(names::CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    if hit {
+        metrics::counter!("keycard_verified_cache_total", "result" => "hit").increment(1);
+    } else {
+        metrics::counter!("keycard_verified_cache_total", "result" => "miss").increment(1);
+    }
 }
 
 pub(crate) fn counter(name: &'static str) {
@@ -75,4 +107,97 @@ pub(crate) fn counter(name: &'static str) {
 
 pub(crate) fn logout(scope: &'static str) {
     metrics::counter!(names::LOGOUTS, "scope" => scope).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    use super::names;
+
+    /// Every key registered, as `name{label=value,...}`, and each value.
+    #[derive(Default)]
+    struct Seen(Arc<Mutex<Vec<(String, f64)>>>);
+
+    struct Handle(String, Arc<Mutex<Vec<(String, f64)>>>);
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.1.lock().unwrap().push((self.0.clone(), value as f64));
+        }
+        fn absolute(&self, _: u64) {}
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, value: f64) {
+            self.1.lock().unwrap().push((self.0.clone(), value));
+        }
+    }
+
+    fn render(key: &Key) -> String {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        format!("{}{{{}}}", key.name(), labels.join(","))
+    }
+
+    impl Recorder for Seen {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Handle(render(key), self.0.clone())))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Handle(render(key), self.0.clone())))
+        }
+    }
+
+    #[test]
+    fn decisions_use_the_documented_names() {
+        let seen = Seen::default();
+        let log = seen.0.clone();
+        let start = super::Since(std::time::Instant::now());
+        metrics::with_local_recorder(&seen, || {
+            super::verified(start);
+            super::anonymous(start);
+            super::rejected("bad_signature", start);
+            super::cache(true);
+            super::cache(false);
+        });
+        let log = log.lock().unwrap().clone();
+        let req = names::AUTH_REQUESTS;
+        let dur = names::AUTH_DURATION;
+        let keys: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("{req}{{outcome=verified}}"),
+                format!("{dur}{{outcome=verified}}"),
+                format!("{req}{{outcome=anonymous}}"),
+                format!("{dur}{{outcome=anonymous}}"),
+                format!("{req}{{outcome=rejected,reason=bad_signature}}"),
+                format!("{dur}{{outcome=rejected}}"),
+                format!("{}{{result=hit}}", names::CACHE),
+                format!("{}{{result=miss}}", names::CACHE),
+            ]
+        );
+        for (key, value) in &log {
+            if key.starts_with(dur) {
+                // A duration since `start`, read when recorded.
+                assert!((0.0..10.0).contains(value), "{key} = {value}");
+            } else {
+                assert_eq!(*value, 1.0, "{key}");
+            }
+        }
+    }
 }

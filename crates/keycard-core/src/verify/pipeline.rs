@@ -58,10 +58,9 @@ impl Verifier {
         }) else {
             return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
         };
-        let key = key.clone();
-        let result = self.check_claims(&key, p, found).map_err(|e| self.err(e));
+        let result = self.check_claims(key, p, found).map_err(|e| self.err(e));
         if let (Some(cache), Ok(v)) = (&s.cache, &result) {
-            cache.insert(token, v.clone(), key, v.inner.exp, self.now());
+            cache.insert(token, v.clone(), key.clone(), v.inner.exp, self.now());
         }
         Step::Done(result)
     }
