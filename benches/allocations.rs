@@ -1,10 +1,17 @@
 //! Heap allocations per authenticated request, counted with `stats_alloc`'s
 //! instrumented global allocator: keycard's whole path (headers → `Verified` →
-//! `Claims<T>`) and raw `jsonwebtoken::decode`, per algorithm.
+//! `Claims<T>`) and raw `jsonwebtoken::decode`, per algorithm; then whole
+//! requests through the axum apps of `examples/load_server.rs`
+//! (`benches/support/apps.rs`), each against the no-auth app: what the
+//! layer, the extractor and the metrics add per request.
 //!
 //! `cargo bench --bench allocations`
 
 mod common;
+
+#[path = "support/apps.rs"]
+mod apps;
+use common::floor;
 
 use std::alloc::System;
 
@@ -57,4 +64,26 @@ fn main() {
             case.name
         );
     }
+    println!("\nheap allocations per whole request, HS256 (the load_server apps, in-process):");
+    let none = count_app("none");
+    for mode in [
+        "none",
+        "layer",
+        "floor",
+        "keycard",
+        "keycard-typed",
+        "jsonwebtoken",
+    ] {
+        let n = count_app(mode);
+        println!("  {mode:14} {n:>5.1}   over no-auth {:>+5.1}", n - none);
+    }
+}
+
+/// Allocations per request through one app (its runtime is built outside
+/// the counted region; each request allocates its own headers and body).
+fn count_app(mode: &str) -> f64 {
+    let app = apps::App::new(mode, "HS256");
+    count(|| {
+        std::hint::black_box(app.request());
+    })
 }

@@ -1,7 +1,7 @@
-//! A hello-world server for the end-to-end load benchmark (`scripts/load.sh`):
+//! A hello-world server for the end-to-end load benchmark (`scripts/load.py`):
 //! one framework, one authentication mode.
 //!
-//! `load_server <axum|actix> <none|plumbing|floor|keycard|keycard-typed|keycard-cached|jsonwebtoken> <port>`
+//! `load_server <axum|actix> <none|layer|plumbing|floor|keycard|keycard-typed|keycard-cached|jsonwebtoken> <port>`
 //! with `LOAD_ALG` = HS256 (default), RS256 or ES256. It prints `token <jwt>`
 //! (a valid token for the mode) and then serves `GET /` on 127.0.0.1:<port>.
 //! `jsonwebtoken` is the peer-style baseline: a layer calling
@@ -10,6 +10,9 @@
 //! its claims without any crypto (axum only). `floor` is the ideal floor of
 //! `benches/support/floor.rs` (HS256, axum only): a prepared HMAC key, one header
 //! parse, one payload parse into the handler's struct, exp/iss/aud checks.
+//! `layer` is a tower layer that does nothing (axum only): what any layer
+//! costs. The axum apps live in `benches/support/apps.rs`, which the
+//! `instructions`, `allocations` and `requests` benches call in-process.
 
 #[path = "../benches/support/apps.rs"]
 mod apps;

@@ -128,6 +128,11 @@ pub(crate) fn axum_app(mode: &str, s: Setup) -> axum::Router {
     }
     match mode {
         "none" => Router::new().route("/", get(hello)),
+        // What any tower layer costs in axum, doing nothing: the baseline
+        // of a layer's own allocations.
+        "layer" => Router::new()
+            .route("/", get(hello))
+            .layer(tower::util::MapRequestLayer::new(|r: Request| r)),
         "keycard" => Router::new()
             .route("/", get(who))
             .layer(JwtAuth::new(s.verifier)),

@@ -228,6 +228,17 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
             Member::Cnf | Member::Other => {
                 let raw: &'de RawValue = self.map.next_value()?;
                 let json = raw.get();
+                let other = matches!(self.current, Member::Other);
+                // A string without escapes is its own value (and has no
+                // depth): the usual case of an unregistered claim.
+                let plain = |json: &'de str| {
+                    json.strip_prefix('"')
+                        .and_then(|s| s.strip_suffix('"'))
+                        .filter(|s| !s.contains('\\'))
+                };
+                if let Some(s) = plain(json).filter(|_| other) {
+                    return seed.deserialize(Scalar::str(s));
+                }
                 // Delimiting has no depth limit, and a walk of the value on
                 // its own starts one level higher than the untyped pass's
                 // walk of it: refuse what the untyped pass would refuse.
@@ -238,22 +249,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Members<'_, 'de, A> {
                 if matches!(self.current, Member::Cnf) {
                     facts.cnf_jkt = crate::parse::cnf_jkt(json).map_err(de::Error::custom)?;
                 }
-                // A string without escapes is its own value.
-                if let Some(s) = json
-                    .strip_prefix('"')
-                    .and_then(|s| s.strip_suffix('"'))
-                    .filter(|s| !s.contains('\\'))
-                {
+                if let Some(s) = plain(json) {
                     return seed.deserialize(Scalar::str(s));
                 }
                 // Anything else gets the untyped pass's own check
                 // (duplicate members, and what delimiting does not check: a
                 // number out of range, a lone surrogate escape), unless it
                 // holds neither objects, numbers nor escapes.
-                if !matches!(self.current, Member::Cnf)
-                    && scan.needs_check
-                    && !check_no_duplicates(json.as_bytes())
-                {
+                if other && scan.needs_check && !check_no_duplicates(json.as_bytes()) {
                     return Err(de::Error::custom(
                         "not one JSON value without duplicate members",
                     ));
