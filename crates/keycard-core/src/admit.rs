@@ -126,9 +126,12 @@ fn conclude(
     start: Instant,
     describe: impl FnOnce() -> Option<(Found, Option<&'static str>, Option<String>)>,
 ) -> Result<Admitted, AuthError> {
+    // The metrics first: the duration is the time to decide, read before
+    // any span or log work (read at all only when a histogram records it).
     let since = crate::observe::Since(start);
     match result {
         Ok(v) => {
+            crate::observe::verified(since);
             if !span.is_disabled() {
                 span.record("outcome", "verified");
                 if let Some(alg) = v.algorithm() {
@@ -144,19 +147,19 @@ fn conclude(
                 span.record("cached", v.from_cache());
                 tracing::trace!(parent: span, "request verified");
             }
-            crate::observe::verified(since);
             Ok(Admitted::Verified(v))
         }
         Err(e) if mode == AuthMode::Optional && e.kind() == AuthErrorKind::Missing => {
+            crate::observe::anonymous(since);
             span.record("outcome", "anonymous");
             tracing::trace!(parent: span, "no token: anonymous");
-            crate::observe::anonymous(since);
             Ok(Admitted::Anonymous(
                 Anonymous::new(e.realm_or_default())
                     .with_resource_metadata(e.resource_metadata().map(Arc::from)),
             ))
         }
         Err(e) => {
+            crate::observe::rejected(e.kind().name(), since);
             if !span.is_disabled() {
                 span.record("outcome", "rejected");
                 span.record("kind", e.kind().name());
@@ -179,7 +182,6 @@ fn conclude(
                     "request refused"
                 );
             }
-            crate::observe::rejected(e.kind().name(), since);
             Err(e)
         }
     }

@@ -57,10 +57,11 @@ pub mod names {
     pub const LOGOUTS: &str = "keycard_logouts_total";
 }
 
-// The request-path metrics name their metric and labels as literals, so
-// that `metrics` builds a static key: no allocation and no hashing per
-// request (a label value held in a variable costs a `Vec` each time). The
-// literals equal `names::*`: `tests::decisions_use_the_documented_names`.
+// The metrics of an admitted request name their metric and labels as
+// literals, so that `metrics` builds a static key: no allocation and no
+// hashing per request (a label value held in a variable costs a `Vec` each
+// time). A refusal's `reason` is such a variable: the failure path pays it.
+// The literals equal `names::*`: `tests::decisions_use_the_documented_names`.
 
 /// How long a decision took, read off the clock only when a histogram
 /// records it: without a metrics recorder, the request pays no second clock
