@@ -30,9 +30,10 @@ pub(crate) struct View {
     clock_measured: AtomicBool,
     /// Own writes written again because their announcement never came.
     pub(crate) rewrites: AtomicU64,
-    /// This node's own acknowledged writes whose announcement has not yet
-    /// come back through the subscription, with when they were last sent.
-    pending: Mutex<Vec<(RevocationEntry, Instant)>>,
+    /// This node's own writes whose announcement has not yet come back
+    /// through the subscription, with when they were last acknowledged
+    /// (`None` while the write is still in flight).
+    pending: Mutex<Vec<(RevocationEntry, Option<Instant>)>>,
 }
 
 impl View {
@@ -90,11 +91,24 @@ impl View {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((entry.clone(), Instant::now()));
+            .push((entry.clone(), None));
     }
 
     /// The write announced by [`View::writing`] was acknowledged: apply it.
+    /// Only from now may a heartbeat prove its announcement lost: a
+    /// heartbeat published while the write was still in flight may reach
+    /// Redis before the write does, and come back before its announcement.
     pub(crate) fn written(&self, entry: &RevocationEntry) {
+        {
+            let now = Instant::now();
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, at)) = pending
+                .iter_mut()
+                .find(|(p, at)| p == entry && at.is_none())
+            {
+                *at = Some(now);
+            }
+        }
         self.apply(entry);
     }
 
@@ -141,9 +155,9 @@ impl View {
         let now = Instant::now();
         let mut out = Vec::new();
         for (entry, sent) in pending.iter_mut() {
-            if *sent < t {
+            if sent.is_some_and(|sent| sent < t) {
                 out.push(entry.clone());
-                *sent = now;
+                *sent = Some(now);
             }
         }
         // Entries past their lifetime need no repair.
@@ -252,6 +266,21 @@ mod tests {
         assert!(view
             .unechoed_before(Instant::now() + Duration::from_secs(1))
             .is_empty());
+        // A write still in flight is owed nothing, whatever heartbeat comes
+        // back: only its acknowledgement starts the clock.
+        let late = RevocationEntry::new(EntryKind::Token, "in-flight", exp, 0);
+        view.writing(&late);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(view
+            .unechoed_before(Instant::now() + Duration::from_secs(1))
+            .is_empty());
+        let acked = Instant::now();
+        view.written(&late);
+        assert!(
+            view.unechoed_before(acked).is_empty(),
+            "a heartbeat sent before the acknowledgement"
+        );
+        view.echoed(&late);
         // An announcement for another id or an older exp settles nothing.
         view.acknowledged(&sid);
         view.echoed(&RevocationEntry::new(EntryKind::Session, "s2", exp, 0));
