@@ -110,9 +110,8 @@ pub(crate) fn bearer(h: Option<&[u8]>) -> Option<&str> {
 /// The axum app of one mode, as `load_server` serves it.
 pub(crate) fn axum_app(mode: &str, s: Setup) -> axum::Router {
     use axum::extract::Request;
-    use axum::http::StatusCode;
     use axum::middleware::{from_fn, Next};
-    use axum::response::{IntoResponse, Response};
+    use axum::response::Response;
     use axum::routing::get;
     use axum::Router;
     use keycard::axum::{Claims, JwtAuth};
@@ -144,24 +143,11 @@ pub(crate) fn axum_app(mode: &str, s: Setup) -> axum::Router {
             .layer(JwtAuth::new(s.verifier).claims::<MyClaims>()),
         "jsonwebtoken" => {
             let shared = Arc::new((s.raw_key, s.validation));
-            Router::new().route("/", get(who_ext)).layer(from_fn(
-                move |mut req: Request, next: Next| {
-                    let shared = shared.clone();
-                    async move {
-                        let token =
-                            bearer(req.headers().get("authorization").map(|v| v.as_bytes()));
-                        match token.and_then(|t| {
-                            jsonwebtoken::decode::<MyClaims>(t, &shared.0, &shared.1).ok()
-                        }) {
-                            Some(data) => {
-                                req.extensions_mut().insert(data.claims);
-                                next.run(req).await
-                            }
-                            None => StatusCode::UNAUTHORIZED.into_response(),
-                        }
-                    }
-                },
-            ))
+            hand_layer(Router::new().route("/", get(who_ext)), move |t| {
+                jsonwebtoken::decode::<MyClaims>(t, &shared.0, &shared.1)
+                    .ok()
+                    .map(|data| data.claims)
+            })
         }
         "floor" => {
             async fn who_floor(
@@ -170,22 +156,9 @@ pub(crate) fn axum_app(mode: &str, s: Setup) -> axum::Router {
                 c.sub.clone()
             }
             let floor = Arc::new(s.floor);
-            Router::new().route("/", get(who_floor)).layer(from_fn(
-                move |mut req: Request, next: Next| {
-                    let floor = floor.clone();
-                    async move {
-                        let token =
-                            bearer(req.headers().get("authorization").map(|v| v.as_bytes()));
-                        match token.and_then(|t| floor.verify(t)) {
-                            Some(c) => {
-                                req.extensions_mut().insert(Arc::new(c));
-                                next.run(req).await
-                            }
-                            None => StatusCode::UNAUTHORIZED.into_response(),
-                        }
-                    }
-                },
-            ))
+            hand_layer(Router::new().route("/", get(who_floor)), move |t| {
+                floor.verify(t).map(Arc::new)
+            })
         }
         "plumbing" => Router::new().route("/", get(who_ext)).layer(from_fn(
             |mut req: Request, next: Next| async move {
@@ -212,6 +185,35 @@ pub(crate) fn axum_app(mode: &str, s: Setup) -> axum::Router {
         )),
         other => panic!("unknown mode {other}"),
     }
+}
+
+/// A hand-written layer as an application would write it with
+/// `axum::middleware::from_fn`: the bearer token through `verify`, its
+/// claims into the request's extensions, or 401. The floor and the
+/// `jsonwebtoken` layer differ only in `verify`.
+fn hand_layer<C, F>(router: axum::Router, verify: F) -> axum::Router
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(&str) -> Option<C> + Send + Sync + 'static,
+{
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::middleware::{from_fn, Next};
+    use axum::response::IntoResponse;
+    let verify = Arc::new(verify);
+    router.layer(from_fn(move |mut req: Request, next: Next| {
+        let verify = verify.clone();
+        async move {
+            let token = bearer(req.headers().get("authorization").map(|v| v.as_bytes()));
+            match token.and_then(|t| verify(t)) {
+                Some(claims) => {
+                    req.extensions_mut().insert(claims);
+                    next.run(req).await
+                }
+                None => StatusCode::UNAUTHORIZED.into_response(),
+            }
+        }
+    }))
 }
 
 /// One app, called in-process (the benches): the router, the request's

@@ -715,25 +715,35 @@ pub(crate) fn cnf_jkt(json: &str) -> Result<Option<Str<'_>>, serde_json::Error> 
 /// The strict checks (an object, no duplicate members at any depth) already
 /// ran in that pass, so this is a plain parse.
 pub(crate) fn claims_object(payload: &[u8]) -> serde_json::Map<String, serde_json::Value> {
-    serde_json::from_slice(payload).unwrap_or_default()
+    from_payload(payload, std::marker::PhantomData).unwrap_or_default()
 }
 
 /// Run the pass; `Err` for anything but a JSON object without duplicates
 /// whose registered claims have the right types.
 pub(crate) fn payload_pass(payload: &[u8]) -> Result<PayloadFacts<'_>, serde_json::Error> {
-    fn pass<'de, R: serde_json::de::Read<'de>>(
+    from_payload(payload, PayloadPass)
+}
+
+/// Read a payload with `seed`, and nothing after it. UTF-8 is checked once
+/// for the whole payload rather than string by string (a JSON text is UTF-8
+/// throughout); anything else is read from the bytes, for serde_json's own
+/// error. Every reading of a payload goes through here: the pass, the
+/// caller's claims type, the claims as JSON.
+pub(crate) fn from_payload<'de, S: DeserializeSeed<'de>>(
+    payload: &'de [u8],
+    seed: S,
+) -> Result<S::Value, serde_json::Error> {
+    fn run<'de, R: serde_json::de::Read<'de>, S: DeserializeSeed<'de>>(
         mut de: serde_json::Deserializer<R>,
-    ) -> Result<PayloadFacts<'de>, serde_json::Error> {
-        let facts = PayloadPass.deserialize(&mut de)?;
+        seed: S,
+    ) -> Result<S::Value, serde_json::Error> {
+        let value = seed.deserialize(&mut de)?;
         de.end()?;
-        Ok(facts)
+        Ok(value)
     }
-    // UTF-8 checked once for the whole payload rather than string by string
-    // (a JSON text is UTF-8 throughout); anything else is read from the
-    // bytes, for serde_json's own error.
     match std::str::from_utf8(payload) {
-        Ok(text) => pass(serde_json::Deserializer::from_str(text)),
-        Err(_) => pass(serde_json::Deserializer::from_slice(payload)),
+        Ok(text) => run(serde_json::Deserializer::from_str(text), seed),
+        Err(_) => run(serde_json::Deserializer::from_slice(payload), seed),
     }
 }
 

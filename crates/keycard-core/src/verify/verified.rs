@@ -135,15 +135,7 @@ impl Verified {
     /// Deserialize the payload into the caller's own claims type. A payload
     /// that does not fit the type is an `invalid_token` error.
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
-        // A verified payload is UTF-8 (the payload pass read it as text):
-        // checked once here too, so that serde_json reads a `str` rather
-        // than checking each string again. The same answer either way.
-        let payload = &self.inner.payload;
-        match std::str::from_utf8(payload) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(payload),
-        }
-        .map_err(|e| {
+        crate::parse::from_payload(&self.inner.payload, std::marker::PhantomData).map_err(|e| {
             AuthError::new(AuthErrorKind::InvalidClaimType)
                 .with_realm(self.inner.claims_config.realm.clone())
                 .with_resource_metadata(self.inner.claims_config.resource_metadata.clone())
