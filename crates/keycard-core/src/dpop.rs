@@ -82,9 +82,25 @@ pub struct DpopConfig {
     pub(crate) leeway: Duration,
     pub(crate) public_origin: Option<String>,
     pub(crate) nonces: bool,
+    pub(crate) nonce_secret: Option<NonceSecret>,
     pub(crate) replay: Option<Arc<dyn DpopReplayStore>>,
     pub(crate) local_capacity: usize,
+    pub(crate) per_key_capacity: usize,
 }
+
+/// A nonce secret shared by the nodes of a cluster. Its `Debug` never
+/// shows the bytes.
+#[derive(Clone)]
+pub(crate) struct NonceSecret(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceSecret(<redacted>)")
+    }
+}
+
+/// The shortest nonce secret accepted by [`DpopConfig::nonce_secret`].
+pub const MIN_NONCE_SECRET_BYTES: usize = 32;
 
 impl DpopConfig {
     /// DPoP with `policy`, default algorithms, a 60 s proof window with 5 s
@@ -97,8 +113,10 @@ impl DpopConfig {
             leeway: Duration::from_secs(5),
             public_origin: None,
             nonces: false,
+            nonce_secret: None,
             replay: None,
             local_capacity: 1_000_000,
+            per_key_capacity: 100_000,
         }
     }
 
@@ -140,6 +158,44 @@ impl DpopConfig {
         self
     }
 
+    /// The secret that server nonces are made with, shared by every node
+    /// of a cluster (at least [`MIN_NONCE_SECRET_BYTES`] bytes; from an
+    /// environment variable or a file, like an HMAC key). Without it each
+    /// process draws its own, and behind a load balancer without sticky
+    /// sessions a nonce from one node is refused by the next, so clients
+    /// loop on `use_dpop_nonce`. Implies [`DpopConfig::require_nonces`].
+    pub fn nonce_secret(mut self, secret: &[u8]) -> Result<Self, crate::ConfigError> {
+        if secret.len() < MIN_NONCE_SECRET_BYTES {
+            return Err(crate::ConfigError::InvalidSetting(format!(
+                "the DPoP nonce secret has {} bytes; at least {MIN_NONCE_SECRET_BYTES} are needed",
+                secret.len()
+            )));
+        }
+        // Derived, so that a secret of any length makes a 32-byte MAC key.
+        self.nonce_secret = Some(NonceSecret(
+            Sha256::new()
+                .chain_update(b"keycard dpop nonce v1\0")
+                .chain_update(secret)
+                .finalize()
+                .into(),
+        ));
+        self.nonces = true;
+        Ok(self)
+    }
+
+    /// Bound the in-memory replay cache: at most `total` live proofs in
+    /// all (default 1,000,000), and at most `per_key` live proofs for one
+    /// client key within the proof window (default 100,000). A key past its
+    /// share gets 401 `invalid_dpop_proof` for the rest of the window; the
+    /// other clients are not affected. Only when every share together
+    /// exceeds `total` does a request get 503.
+    #[must_use]
+    pub fn replay_capacity(mut self, total: usize, per_key: usize) -> Self {
+        self.local_capacity = total.max(1);
+        self.per_key_capacity = per_key.clamp(1, self.local_capacity);
+        self
+    }
+
     /// Also record proofs in a store shared by the cluster, so a proof
     /// replayed on another node is refused too.
     #[must_use]
@@ -151,12 +207,15 @@ impl DpopConfig {
 
 /// A shared record of proofs already used (RFC 9449 §11.1).
 pub trait DpopReplayStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Record `key` until `expires_at` (Unix seconds): `Ok(true)` the first
-    /// time, `Ok(false)` for a replay. Must be atomic across the cluster.
+    /// Record `key` for `ttl` from now, as the store's own clock counts
+    /// (never an absolute time from this node's clock: a node whose clock
+    /// lags the store's would record keys that expire on arrival):
+    /// `Ok(true)` the first time, `Ok(false)` for a replay. Must be atomic
+    /// across the cluster.
     fn first_use<'a>(
         &'a self,
         key: &'a str,
-        expires_at: i64,
+        ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
@@ -204,52 +263,130 @@ fn is_b64url_byte(b: u8) -> bool {
 }
 
 /// RFC 9449 §4.3 / RFC 3986 §6.2.2: scheme and host lower-cased, default
-/// port dropped, empty path as `/`, query and fragment removed.
+/// port dropped, empty path as `/`, query and fragment removed. `None` for
+/// anything that is not an `http`/`https` URL with a plain host[:port]
+/// authority (no user info, no characters outside a host name or an IP
+/// literal).
 pub(crate) fn normalize_htu(url: &str) -> Option<String> {
     let url = url.split(['#', '?']).next()?;
     let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if !matches!(scheme.as_str(), "https" | "http") {
-        return None;
-    }
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    if authority.is_empty() || authority.contains('@') {
+    let mut out = normalize_origin(scheme, authority)?;
+    push_normalized_path(&mut out, path);
+    Some(out)
+}
+
+/// `scheme://authority`, normalized: an `http`/`https` scheme and a valid
+/// host[:port] authority, lower-cased, the default port dropped.
+pub(crate) fn normalize_origin(scheme: &str, authority: &str) -> Option<String> {
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "https" | "http") || !is_authority(authority) {
         return None;
     }
     let authority = authority.to_ascii_lowercase();
     let authority = match (scheme.as_str(), authority.rsplit_once(':')) {
-        ("https", Some((host, "443"))) | ("http", Some((host, "80"))) => host.to_owned(),
+        ("https", Some((host, "443"))) | ("http", Some((host, "80"))) if !host.ends_with(':') => {
+            host.to_owned()
+        }
         _ => authority,
     };
-    Some(format!("{scheme}://{authority}{}", normalize_percent(path)))
+    Some(format!("{scheme}://{authority}"))
 }
 
-/// Upper-case percent-encodings, and decode the unreserved ones.
-fn normalize_percent(path: &str) -> String {
+/// Whether `s` is a `host[:port]` authority (RFC 3986 §3.2 without user
+/// info): a registered name of letters, digits, `-`, `.`, `_` and `~`, or
+/// a bracketed IPv6 literal, then an optional port of 1 to 5 digits. This
+/// is what a `Host` (or `X-Forwarded-Host`) header must be before keycard
+/// builds a URL from it: no `/`, `?`, `#`, `@`, `%`, space or non-ASCII
+/// byte can move the boundary between host and path.
+pub(crate) fn is_authority(s: &str) -> bool {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.is_empty()
+            || !v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after {
+            "" => (v6, None),
+            _ => match after.strip_prefix(':') {
+                Some(p) => (v6, Some(p)),
+                None => return false,
+            },
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && (s.starts_with('[')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// The path, normalized: percent-encodings upper-cased, the unreserved
+/// ones decoded, and any byte that cannot stand in a URI path (controls,
+/// space, non-ASCII) percent-encoded, so a path written as an IRI compares
+/// equal to its URI. Works on bytes: no input can split a character.
+pub(crate) fn push_normalized_path(out: &mut String, path: &str) {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    fn push_escaped(out: &mut String, v: u8) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        out.push('%');
+        out.push(char::from(HEX[usize::from(v >> 4)]));
+        out.push(char::from(HEX[usize::from(v & 15)]));
+    }
     let b = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    if b.is_empty() {
+        out.push('/');
+        return;
+    }
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = &path[i + 1..i + 3];
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
+        let c = b[i];
+        if c == b'%' {
+            if let (Some(hi), Some(lo)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                let v = hi * 16 + lo;
                 if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
                     out.push(char::from(v));
                 } else {
-                    out.push('%');
-                    out.push_str(&hex.to_ascii_uppercase());
+                    push_escaped(out, v);
                 }
                 i += 3;
                 continue;
             }
         }
-        out.push(char::from(b[i]));
+        if c.is_ascii_graphic() {
+            out.push(char::from(c));
+        } else {
+            push_escaped(out, c);
+        }
         i += 1;
     }
-    out
 }
 
 /// What a checked proof says.
@@ -378,9 +515,15 @@ pub(crate) struct Nonces {
 const NONCE_WINDOW: i64 = 300;
 
 impl Nonces {
-    pub(crate) fn new() -> Self {
-        let mut secret = [0u8; 32];
-        let _ = getrandom::fill(&mut secret);
+    pub(crate) fn new(shared: Option<&NonceSecret>) -> Self {
+        let secret = match shared {
+            Some(s) => s.0,
+            None => {
+                let mut secret = [0u8; 32];
+                let _ = getrandom::fill(&mut secret);
+                secret
+            }
+        };
         Self { secret }
     }
 
@@ -430,43 +573,87 @@ impl Nonces {
     }
 }
 
-/// Proofs seen by this process, until their window closes.
+/// What the local replay cache says of a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LocalUse {
+    /// Not seen in its window: recorded now.
+    First,
+    /// Seen before: a replay.
+    Replay,
+    /// Its key already has its share of live proofs.
+    KeyOverShare,
+}
+
+/// Proofs seen by this process, until their window closes: bounded in all
+/// and per client key, and evicted in insertion order (amortised O(1) per
+/// proof: each entry is pushed once and popped once).
 #[derive(Debug)]
 pub(crate) struct LocalReplay {
-    seen: Mutex<HashMap<[u8; 32], i64>>,
+    inner: Mutex<ReplayInner>,
     capacity: usize,
+    per_key: usize,
+}
+
+#[derive(Debug, Default)]
+struct ReplayInner {
+    /// Replay key -> the end of its window.
+    seen: HashMap<[u8; 32], i64>,
+    /// Client key thumbprint -> live entries in `order`.
+    owners: HashMap<String, usize>,
+    /// (replay key, owner, end of window), oldest first.
+    order: std::collections::VecDeque<([u8; 32], String, i64)>,
 }
 
 impl LocalReplay {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, per_key: usize) -> Self {
         Self {
-            seen: Mutex::new(HashMap::new()),
+            inner: Mutex::new(ReplayInner::default()),
             capacity,
+            per_key,
         }
     }
 
-    /// `Ok(true)` the first time `key` is seen (until `until`), `Ok(false)`
-    /// for a replay, `Err` when full of live entries (fail closed).
+    /// Record `key` (a proof of the client key `owner`) until `until`;
+    /// `Err` when full of live entries (fail closed).
     pub(crate) fn first_use(
         &self,
         key: &[u8; 32],
+        owner: &str,
         until: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(exp) = seen.get(key) {
-            if *exp >= now {
-                return Ok(false);
+    ) -> Result<LocalUse, StoreError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *inner;
+        // Evict what has expired at the front. An entry behind a longer-
+        // lived one waits for it (at most one proof window), which only
+        // makes the bounds stricter, never a replay possible.
+        while inner.order.front().is_some_and(|(_, _, exp)| *exp < now) {
+            let Some((k, o, exp)) = inner.order.pop_front() else {
+                break;
+            };
+            if inner.seen.get(&k) == Some(&exp) {
+                inner.seen.remove(&k);
+            }
+            if let Some(n) = inner.owners.get_mut(&o) {
+                *n -= 1;
+                if *n == 0 {
+                    inner.owners.remove(&o);
+                }
             }
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, exp| *exp >= now);
-            if seen.len() >= self.capacity {
-                return Err(StoreError::Full(self.capacity));
-            }
+        if inner.seen.get(key).is_some_and(|exp| *exp >= now) {
+            return Ok(LocalUse::Replay);
         }
-        seen.insert(*key, until);
-        Ok(true)
+        if inner.owners.get(owner).copied().unwrap_or(0) >= self.per_key {
+            return Ok(LocalUse::KeyOverShare);
+        }
+        if inner.order.len() >= self.capacity {
+            return Err(StoreError::Full(self.capacity));
+        }
+        inner.seen.insert(*key, until);
+        *inner.owners.entry(owner.to_owned()).or_insert(0) += 1;
+        inner.order.push_back((*key, owner.to_owned(), until));
+        Ok(LocalUse::First)
     }
 }
 
@@ -510,36 +697,149 @@ mod tests {
         ] {
             assert_eq!(normalize_htu(a).as_deref(), Some(b), "{a}");
         }
-        for bad in ["ftp://h/", "https:///p", "https://u@h/", "nonsense"] {
+        for bad in [
+            "ftp://h/",
+            "https:///p",
+            "https://u@h/",
+            "nonsense",
+            "https://h%2fx/p",
+            "https://h x/p",
+            "https://h:/p",
+            "https://h:99999999/p",
+            "https://h\u{20ac}/p",
+            "https://[zz]/p",
+        ] {
             assert!(normalize_htu(bad).is_none(), "{bad}");
+        }
+        // IRIs compare as their URIs; a multi-byte character after `%`
+        // is never sliced (this panicked: "not a char boundary").
+        assert_eq!(
+            normalize_htu("https://h/%\u{20ac}/caf\u{e9}").as_deref(),
+            Some("https://h/%%E2%82%AC/caf%C3%A9")
+        );
+        assert_eq!(normalize_htu("https://h/%").as_deref(), Some("https://h/%"));
+        assert_eq!(
+            normalize_htu("https://h/%4").as_deref(),
+            Some("https://h/%4")
+        );
+        assert_eq!(
+            normalize_htu("https://[::1]:443/x").as_deref(),
+            Some("https://[::1]/x")
+        );
+        assert_eq!(
+            normalize_htu("https://[::1]:8443/x").as_deref(),
+            Some("https://[::1]:8443/x")
+        );
+    }
+
+    #[test]
+    fn hosts_that_are_not_authorities_are_refused() {
+        for good in [
+            "api.example.com",
+            "API.example.com:8443",
+            "[::1]",
+            "[::1]:80",
+            "127.0.0.1:3000",
+        ] {
+            assert!(is_authority(good), "{good}");
+        }
+        for bad in [
+            "",
+            "x/%\u{20ac}",
+            "a/admin",
+            "a?x",
+            "a#x",
+            "u@a",
+            "a b",
+            "a:b",
+            "a:",
+            ":80",
+            "a:123456",
+            "api.example, for=1;host=internal",
+            "[::1",
+            "[::1]x",
+            "a\u{e9}",
+            "a%20",
+        ] {
+            assert!(!is_authority(bad), "{bad}");
         }
     }
 
     #[test]
     fn nonces_are_valid_for_two_windows_only() {
-        let n = Nonces::new();
+        let n = Nonces::new(None);
         let now = 1_700_000_000;
         let nonce = n.current(now);
         assert!(n.valid(&nonce, now));
         assert!(n.valid(&nonce, now + NONCE_WINDOW));
         assert!(!n.valid(&nonce, now + 3 * NONCE_WINDOW));
         assert!(
-            !Nonces::new().valid(&nonce, now),
+            !Nonces::new(None).valid(&nonce, now),
             "another process's secret"
         );
         assert!(!n.valid("garbage", now));
     }
 
     #[test]
+    fn a_shared_nonce_secret_makes_nonces_valid_on_every_node() {
+        let cfg = DpopConfig::new(DpopPolicy::Required)
+            .nonce_secret(b"a cluster-wide secret of 32 bytes+")
+            .unwrap();
+        assert!(cfg.nonces, "a nonce secret turns nonces on");
+        let (a, b) = (
+            Nonces::new(cfg.nonce_secret.as_ref()),
+            Nonces::new(cfg.nonce_secret.as_ref()),
+        );
+        let now = 1_700_000_000;
+        assert!(b.valid(&a.current(now), now));
+        assert!(a.valid(&b.current(now), now));
+        assert!(!format!("{cfg:?}").contains("cluster-wide"));
+        assert!(DpopConfig::new(DpopPolicy::Required)
+            .nonce_secret(b"short")
+            .is_err());
+    }
+
+    #[test]
     fn local_replay_is_bounded_and_forgets_expired_entries() {
-        let r = LocalReplay::new(2);
+        let r = LocalReplay::new(2, 2);
         let k = |i: u8| [i; 32];
-        assert!(r.first_use(&k(1), 100, 50).unwrap());
-        assert!(!r.first_use(&k(1), 100, 60).unwrap());
-        assert!(r.first_use(&k(2), 100, 60).unwrap());
-        assert!(r.first_use(&k(3), 100, 60).is_err(), "full of live entries");
+        assert_eq!(r.first_use(&k(1), "a", 100, 50).unwrap(), LocalUse::First);
+        assert_eq!(r.first_use(&k(1), "a", 100, 60).unwrap(), LocalUse::Replay);
+        assert_eq!(r.first_use(&k(2), "b", 100, 60).unwrap(), LocalUse::First);
+        assert!(
+            r.first_use(&k(3), "c", 100, 60).is_err(),
+            "full of live entries"
+        );
         // Once they expire, there is room again.
-        assert!(r.first_use(&k(3), 300, 200).unwrap());
-        assert!(r.first_use(&k(1), 300, 200).unwrap());
+        assert_eq!(r.first_use(&k(3), "c", 300, 200).unwrap(), LocalUse::First);
+        assert_eq!(r.first_use(&k(1), "a", 300, 200).unwrap(), LocalUse::First);
+    }
+
+    #[test]
+    fn one_key_cannot_take_the_whole_replay_cache() {
+        let r = LocalReplay::new(1000, 10);
+        let now = 1_000;
+        let mut refused = 0;
+        for i in 0..500u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            match r.first_use(&key, "flooder", now + 60, now).unwrap() {
+                LocalUse::First => {}
+                LocalUse::KeyOverShare => refused += 1,
+                LocalUse::Replay => panic!("distinct proofs"),
+            }
+        }
+        assert_eq!(refused, 490, "the flooder keeps its share of 10");
+        // Another client is served as usual.
+        assert_eq!(
+            r.first_use(&[0xff; 32], "honest", now + 60, now).unwrap(),
+            LocalUse::First
+        );
+        // After the window the flooder has its share back.
+        assert_eq!(
+            r.first_use(&[0xfe; 32], "flooder", now + 200, now + 61)
+                .unwrap(),
+            LocalUse::First
+        );
     }
 }

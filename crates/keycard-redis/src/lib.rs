@@ -285,7 +285,7 @@ impl keycard_core::dpop::DpopReplayStore for RedisDpopReplay {
     fn first_use<'a>(
         &'a self,
         key: &'a str,
-        expires_at: i64,
+        ttl: std::time::Duration,
     ) -> keycard_core::keys::BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut conn = self.0.conn.clone();
@@ -293,8 +293,10 @@ impl keycard_core::dpop::DpopReplayStore for RedisDpopReplay {
             cmd.arg(format!("{}{key}", self.0.keys.dpop))
                 .arg(1)
                 .arg("NX")
-                .arg("EXAT")
-                .arg(expires_at.max(1));
+                // Relative, so Redis's own clock ends it: an absolute EXAT
+                // from a lagging node would expire on arrival.
+                .arg("PX")
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
             let before = generation(&conn);
             let set: Option<String> =
                 tokio::time::timeout(self.0.timeout, cmd.query_async(&mut conn))

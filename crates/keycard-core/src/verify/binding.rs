@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::dpop::{self, DpopConfig, DpopPolicy, LocalReplay, Nonces};
+use crate::dpop::{self, DpopConfig, DpopPolicy, LocalReplay, LocalUse, Nonces};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::source::{Found, RequestHeaders};
 
@@ -29,8 +29,8 @@ impl DpopState {
             .join(" ");
         Self {
             algs: Arc::from(algs),
-            nonces: cfg.nonces.then(Nonces::new),
-            local: LocalReplay::new(cfg.local_capacity),
+            nonces: cfg.nonces.then(|| Nonces::new(cfg.nonce_secret.as_ref())),
+            local: LocalReplay::new(cfg.local_capacity, cfg.per_key_capacity),
             cfg,
         }
     }
@@ -74,7 +74,13 @@ impl Verifier {
         }
     }
 
-    /// The request's URL as a proof's `htu` must name it.
+    /// The request's URL as a proof's `htu` must name it: the origin from
+    /// the operator's configuration ([`DpopConfig::public_origin`]), or
+    /// else from a `Host` (or, when trusted, `X-Forwarded-Host`) that is a
+    /// valid host[:port] authority, never joined as a string and parsed
+    /// again; and the full request path the adapter passed (under
+    /// axum's `nest` and actix-web's scopes, the path before any prefix was
+    /// taken off).
     fn expected_htu<H: RequestHeaders + ?Sized>(
         &self,
         target: Option<&str>,
@@ -84,13 +90,16 @@ impl Verifier {
             return Err("the adapter did not pass the request target");
         };
         let path = path.split(['?', '#']).next().unwrap_or("/");
-        let origin = match self
+        if !path.is_empty() && !path.starts_with('/') {
+            return Err("the request target is not a path");
+        }
+        let mut url = match self
             .0
             .dpop
             .as_ref()
-            .and_then(|d| d.cfg.public_origin.clone())
+            .and_then(|d| d.cfg.public_origin.as_deref())
         {
-            Some(o) => o,
+            Some(o) => o.to_owned(),
             None => {
                 let single = |name: &str| {
                     let mut it = headers.header_values(name);
@@ -113,10 +122,12 @@ impl Verifier {
                     }
                 }
                 let host = host.ok_or("no Host header to build the request URL from")?;
-                format!("{scheme}://{host}")
+                dpop::normalize_origin(scheme, host.trim())
+                    .ok_or("the Host header is not a host[:port] authority")?
             }
         };
-        dpop::normalize_htu(&format!("{origin}{path}")).ok_or("the request URL is not a URL")
+        dpop::push_normalized_path(&mut url, path);
+        Ok(url)
     }
 
     /// Apply the binding rules to a verified token.
@@ -198,9 +209,12 @@ impl Verifier {
             .saturating_add(secs(state.cfg.max_age))
             .saturating_add(secs(state.cfg.leeway));
         let key = dpop::replay_key(&facts);
-        match state.local.first_use(&key, until, now) {
-            Ok(true) => {}
-            Ok(false) => return invalid("proof replayed"),
+        match state.local.first_use(&key, &facts.jkt, until, now) {
+            Ok(LocalUse::First) => {}
+            Ok(LocalUse::Replay) => return invalid("proof replayed"),
+            Ok(LocalUse::KeyOverShare) => {
+                return invalid("too many proofs from this key within the proof window")
+            }
             Err(_) => {
                 return fail(
                     AuthError::new(AuthErrorKind::StoreUnavailable)
@@ -214,7 +228,12 @@ impl Verifier {
                 let verifier = self.clone();
                 let key = crate::b64::encode(&key);
                 Attempt::Pending(PendingVerification::replay(Box::pin(async move {
-                    match store.first_use(&key, until).await {
+                    // Relative to the store's clock: the rest of the
+                    // proof's window as this node sees it, at least 1 s.
+                    let ttl = std::time::Duration::from_secs(
+                        u64::try_from(until.saturating_sub(now)).unwrap_or(0).max(1),
+                    );
+                    match store.first_use(&key, ttl).await {
                         Ok(true) => Ok(v),
                         Ok(false) => Err(verifier.err(
                             AuthError::new(AuthErrorKind::InvalidDpopProof)

@@ -440,10 +440,29 @@ impl VerifierBuilder {
                 "max_token_bytes must be between 64 and 65536".into(),
             ));
         }
-        let dpop = self
-            .dpop
-            .clone()
-            .map(|cfg| Arc::new(super::DpopState::new(cfg)));
+        let dpop = match self.dpop.clone() {
+            Some(mut cfg) => {
+                if let Some(origin) = cfg.public_origin.take() {
+                    // An origin (scheme://host[:port]) the operator trusts,
+                    // normalized once as the proofs' `htu` will be.
+                    let normalized = origin
+                        .split_once("://")
+                        .filter(|(_, rest)| !rest.contains(['/', '?', '#']))
+                        .and_then(|(scheme, authority)| {
+                            crate::dpop::normalize_origin(scheme, authority)
+                        })
+                        .ok_or_else(|| {
+                            ConfigError::InvalidSetting(format!(
+                                "the DPoP public origin {origin:?} is not scheme://host[:port] \
+                                 (http or https, no path)"
+                            ))
+                        })?;
+                    cfg.public_origin = Some(normalized);
+                }
+                Some(Arc::new(super::DpopState::new(cfg)))
+            }
+            None => None,
+        };
         let dpop_scheme = dpop.as_ref().is_some_and(|d| d.accepts_dpop_scheme());
         if dpop.as_ref().is_some_and(|d| d.cfg.algorithms.is_empty()) {
             return Err(ConfigError::InvalidSetting(

@@ -74,6 +74,8 @@ pub use builder::VerifierBuilder;
 pub use request_state::{Anonymous, AuthMode, AuthState};
 pub(crate) use token::now_secs;
 use token::{parse, parse_with, Parsed, PayloadWalk, TypedWalk, Untyped};
+#[allow(unused_imports)]
+use token::{unwalked, walked, Unwalked};
 use verified::{ClaimsConfig, HeaderText, VerifiedInner};
 pub use verified::{RegisteredClaims, Verified};
 
@@ -563,6 +565,28 @@ impl Verifier {
                 }
             }
         }
+        if walk.runs_caller_code() {
+            // The caller's `Deserialize` runs only on a payload whose
+            // signature checked out (RFC 8725 §3.x: use claims only after
+            // the signature): signature first, then one walk that checks
+            // the payload and deserializes `T` together. When that order
+            // cannot be taken (the key depends on `iss`, the key is not at
+            // hand, or the signature fails), the untyped path decides, with
+            // exactly its own errors, and `T` is deserialized afterwards
+            // from a verified payload.
+            if let Some(attempt) = self.verify_signed_first(token, found, walk) {
+                return attempt;
+            }
+            let attempt = self.verify_uncached(token, found, &mut Untyped);
+            if let Attempt::Done(Ok(v)) = &attempt {
+                let _ = walk.walk(&v.inner.payload);
+            }
+            return attempt;
+        }
+        self.verify_uncached(token, found, walk)
+    }
+
+    fn verify_uncached(&self, token: &str, found: Found, walk: &mut dyn PayloadWalk) -> Attempt {
         let parsed = match parse_with(token, &self.0, walk) {
             Ok(p) => p,
             Err(e) => return Attempt::Done(Err(self.err(e))),

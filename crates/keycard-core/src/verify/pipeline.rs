@@ -12,6 +12,16 @@ use crate::source::Found;
 
 use super::*;
 
+/// A token as [`Verifier::check_rules`] sees it.
+pub(crate) struct Rules<'a> {
+    pub(crate) facts: &'a crate::parse::Facts,
+    pub(crate) payload: &'a [u8],
+    /// `None` only for an introspection answer without `exp`.
+    pub(crate) exp: Option<i64>,
+    /// An introspection answer without `iss` is the endpoint's own word.
+    pub(crate) iss_may_be_absent: bool,
+}
+
 impl Verifier {
     pub(crate) fn err(&self, e: AuthError) -> AuthError {
         let e = e
@@ -47,22 +57,70 @@ impl Verifier {
                 return Step::Done(Err(self.err(AuthErrorKind::AlgorithmNotAllowed.into())))
             }
         };
-        let signing_input = &token.as_bytes()[..p.signing_input_len];
-        let signature = &token[p.signing_input_len + 1..];
-        let Some(key) = keys.keys().iter().find(|k| {
-            if s.reference_signatures {
+        let Some(key) = self.signed_by(keys.keys(), token, p.signing_input_len) else {
+            return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
+        };
+        Step::Done(self.accept(token, key, p, found))
+    }
+
+    /// The key among `keys` whose signature `token` carries.
+    fn signed_by<'k>(
+        &self,
+        keys: &'k [Arc<Key>],
+        token: &str,
+        signing_input_len: usize,
+    ) -> Option<&'k Arc<Key>> {
+        let signing_input = &token.as_bytes()[..signing_input_len];
+        let signature = &token[signing_input_len + 1..];
+        keys.iter().find(|k| {
+            if self.0.reference_signatures {
                 k.verify_signature_reference(signing_input, signature)
             } else {
                 k.verify_signature(signing_input, signature)
             }
-        }) else {
-            return Step::Done(Err(self.err(AuthErrorKind::BadSignature.into())));
-        };
+        })
+    }
+
+    /// The claim checks of a token whose signature `key` checked, and the
+    /// cache entry when it passes.
+    fn accept(
+        &self,
+        token: &str,
+        key: &Arc<Key>,
+        p: Parsed,
+        found: Found,
+    ) -> Result<Verified, AuthError> {
         let result = self.check_claims(key, p, found).map_err(|e| self.err(e));
-        if let (Some(cache), Ok(v)) = (&s.cache, &result) {
+        if let (Some(cache), Ok(v)) = (&self.0.cache, &result) {
             cache.insert(token, v.clone(), key.clone(), v.inner.exp, self.now());
         }
-        Step::Done(result)
+        result
+    }
+
+    /// Signature first, then the payload walk (`walk`, which runs the
+    /// caller's code): `None` when that order cannot decide on its own
+    /// (the key depends on `iss`, is not at hand, or the signature fails),
+    /// and the untyped path must.
+    pub(crate) fn verify_signed_first(
+        &self,
+        token: &str,
+        found: Found,
+        walk: &mut dyn PayloadWalk,
+    ) -> Option<Attempt> {
+        let s = &*self.0;
+        if s.keys.needs_issuer() {
+            return None;
+        }
+        let u = unwalked(token, s).ok()?;
+        let keys = match s.keys.lookup(None, u.kid.as_deref(), u.alg) {
+            l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => l,
+            _ => return None,
+        };
+        let key = self.signed_by(keys.keys(), token, u.signing_input_len)?;
+        Some(Attempt::Done(match walked(u, walk) {
+            Ok(p) => self.accept(token, key, p, found),
+            Err(e) => Err(self.err(e)),
+        }))
     }
 
     /// Re-check a cached token: `Some(Ok)` still valid, `Some(Err)` no longer
@@ -86,16 +144,10 @@ impl Verifier {
         if !still_there {
             return None;
         }
-        let now = self.now();
-        if now > v.inner.exp.saturating_add(s.leeway) {
-            return Some(Err(AuthErrorKind::Expired.into()));
-        }
-        if v.inner
-            .facts
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(s.leeway))
-        {
-            return Some(Err(AuthErrorKind::NotYetValid.into()));
+        // The rules that change with time; the others held when the entry
+        // was made and cannot change for the same token.
+        if let Err(e) = self.check_time(Some(v.inner.exp), &v.inner.facts) {
+            return Some(Err(e));
         }
         Some(self.check_revocation(&v.inner.facts, v.inner.exp, &v.inner.payload))
     }
@@ -160,10 +212,89 @@ impl Verifier {
                 }
             }
         }
+        if let Some(until) = key.signed_until {
+            // A retired key verifies only what it signed before retiring.
+            if p.facts
+                .iat
+                .is_none_or(|iat| iat > until.saturating_add(s.leeway))
+            {
+                return Err(AuthError::new(AuthErrorKind::UnknownKey)
+                    .with_detail("issued after its signing key was retired"));
+            }
+        }
+        let exp = p.exp;
+        self.check_rules(
+            &Rules {
+                facts: &p.facts,
+                payload: &p.payload,
+                exp: Some(exp),
+                iss_may_be_absent: false,
+            },
+            &mut claims_map,
+        )?;
+        Ok(Verified {
+            inner: Arc::new(VerifiedInner {
+                alg: Some(key.alg),
+                kid: p.kid,
+                typ: p.typ,
+                facts: p.facts,
+                exp,
+                payload: p.payload,
+                registered: std::sync::OnceLock::new(),
+                claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
+                    let cell = std::sync::OnceLock::new();
+                    let _ = cell.set(c);
+                    cell
+                }),
+                roles: std::sync::OnceLock::new(),
+                scopes: std::sync::OnceLock::new(),
+                claims_config: s.claims_config.clone(),
+            }),
+            found,
+            cached: false,
+        })
+    }
+
+    /// Whether `exp` (when there is one), `nbf` and `iat` hold now, with
+    /// the leeway.
+    pub(crate) fn check_time(
+        &self,
+        exp: Option<i64>,
+        f: &crate::parse::Facts,
+    ) -> Result<(), AuthError> {
+        let s = &*self.0;
+        let now = self.now();
+        if exp.is_some_and(|exp| now > exp.saturating_add(s.leeway)) {
+            return Err(AuthErrorKind::Expired.into());
+        }
+        if f.nbf.is_some_and(|nbf| nbf > now.saturating_add(s.leeway)) {
+            return Err(AuthErrorKind::NotYetValid.into());
+        }
+        if f.iat.is_some_and(|iat| iat > now.saturating_add(s.leeway)) {
+            return Err(
+                AuthError::new(AuthErrorKind::InvalidLifetime).with_detail("iat is in the future")
+            );
+        }
+        Ok(())
+    }
+
+    /// The one rule set every token passes before it is [`Verified`],
+    /// whichever way it came (a local JWT, or an introspection answer; a
+    /// cached token passed it when cached, and is checked again for what
+    /// time changes): the client, time, lifetime, issuer, audience, subject
+    /// and revocation. The token type, which each form says in its own way,
+    /// is checked by the caller.
+    pub(crate) fn check_rules(
+        &self,
+        t: &Rules<'_>,
+        claims: &mut Option<serde_json::Map<String, Value>>,
+    ) -> Result<(), AuthError> {
+        let s = &*self.0;
+        let (f, payload) = (t.facts, t.payload);
         if !s.client_ids.is_empty() {
-            let claims = match &claims_map {
-                Some(c) => c,
-                None => claims_map.insert(crate::parse::claims_object(&p.payload)),
+            let claims = match claims {
+                Some(c) => &*c,
+                None => claims.insert(crate::parse::claims_object(payload)),
             };
             let ok = s
                 .client_id_claim
@@ -175,33 +306,9 @@ impl Verifier {
                     .with_detail("issued to another client"));
             }
         }
-        let f = &p.facts;
-        let exp = p.exp;
-        let payload = &p.payload[..];
-        let now = self.now();
-        if now > exp.saturating_add(s.leeway) {
-            return Err(AuthErrorKind::Expired.into());
-        }
-        if let Some(nbf) = f.nbf {
-            if nbf > now.saturating_add(s.leeway) {
-                return Err(AuthErrorKind::NotYetValid.into());
-            }
-        }
-        if let Some(until) = key.signed_until {
-            // A retired key verifies only what it signed before retiring.
-            if f.iat.is_none_or(|iat| iat > until.saturating_add(s.leeway)) {
-                return Err(AuthError::new(AuthErrorKind::UnknownKey)
-                    .with_detail("issued after its signing key was retired"));
-            }
-        }
-        if let Some(iat) = f.iat {
-            if iat > now.saturating_add(s.leeway) {
-                return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
-                    .with_detail("iat is in the future"));
-            }
-        }
-        if let Some(max) = s.max_lifetime {
-            let start = f.iat.unwrap_or(now);
+        self.check_time(t.exp, f)?;
+        if let (Some(max), Some(exp)) = (s.max_lifetime, t.exp) {
+            let start = f.iat.unwrap_or_else(|| self.now());
             if exp.saturating_sub(start) > max.saturating_add(s.leeway) {
                 return Err(AuthError::new(AuthErrorKind::InvalidLifetime)
                     .with_detail("token lifetime exceeds the maximum"));
@@ -210,6 +317,7 @@ impl Verifier {
         // Equality on bytes: no UTF-8 check needed to compare.
         if !s.issuers.is_empty() {
             match f.iss.as_ref().map(|t| t.as_bytes(payload)) {
+                None if t.iss_may_be_absent => {}
                 None => return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("iss")),
                 Some(iss) if !s.issuers.iter().any(|i| i.as_bytes() == iss) => {
                     return Err(AuthErrorKind::WrongIssuer.into())
@@ -242,28 +350,8 @@ impl Verifier {
         if s.require_sub && f.sub.is_none() {
             return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub"));
         }
-        self.check_revocation(f, exp, payload)?;
-        Ok(Verified {
-            inner: Arc::new(VerifiedInner {
-                alg: Some(key.alg),
-                kid: p.kid,
-                typ: p.typ,
-                facts: p.facts,
-                exp,
-                payload: p.payload,
-                registered: std::sync::OnceLock::new(),
-                claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
-                    let cell = std::sync::OnceLock::new();
-                    let _ = cell.set(c);
-                    cell
-                }),
-                roles: std::sync::OnceLock::new(),
-                scopes: std::sync::OnceLock::new(),
-                claims_config: s.claims_config.clone(),
-            }),
-            found,
-            cached: false,
-        })
+        let exp = t.exp.unwrap_or_else(|| self.now());
+        self.check_revocation(f, exp, payload)
     }
 
     /// A [`Verified`] from an active introspection answer (RFC 7662 §2.2):
@@ -288,43 +376,40 @@ impl Verifier {
         })?;
         let now = self.now();
         let exp = pass.exp.as_ref().map(|n| n.0);
-        if exp.is_some_and(|exp| exp.saturating_add(s.leeway) < now) {
-            return Err(self.err(AuthErrorKind::Expired.into()));
-        }
-        if pass
-            .nbf
-            .as_ref()
-            .is_some_and(|nbf| nbf.0 > now.saturating_add(s.leeway))
-        {
-            return Err(self.err(AuthErrorKind::NotYetValid.into()));
-        }
+        let mut claims_map = None;
         let facts = crate::parse::Facts::of(pass, &payload);
-        if let Some(iss) = facts.iss.as_ref().map(|t| t.as_str(&payload)) {
-            if !s.issuers.is_empty() && !s.issuers.iter().any(|i| i == iss) {
-                return Err(self.err(AuthErrorKind::WrongIssuer.into()));
+        // RFC 7662 §2.2 `token_type`: an answer about a refresh token (or
+        // an ID token) is not an access token, whatever else it says.
+        if s.token_type == Some(TokenType::Access) {
+            let claims = claims_map.insert(crate::parse::claims_object(&payload));
+            if let Some(t) = claims.get("token_type") {
+                let t = t.as_str().unwrap_or("");
+                let t = t
+                    .strip_prefix("urn:ietf:params:oauth:token-type:")
+                    .unwrap_or(t);
+                if ["refresh_token", "id_token", "refresh", "id"]
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(t))
+                    || t.is_empty()
+                {
+                    return Err(self
+                        .err(AuthError::new(AuthErrorKind::WrongTokenType).with_detail(
+                            "the introspection answer is not about an access token",
+                        )));
+                }
             }
         }
-        let audiences = s.audiences_for(facts.iss.as_ref().map(|t| t.as_str(&payload)));
-        if !audiences.is_empty() {
-            if facts.aud.is_empty() {
-                return Err(
-                    self.err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("aud"))
-                );
-            }
-            if !facts
-                .aud
-                .iter(&payload)
-                .any(|a| audiences.iter().any(|w| w == a))
-            {
-                return Err(self.err(AuthErrorKind::WrongAudience.into()));
-            }
-        }
-        if s.require_sub && facts.sub.is_none() {
-            return Err(self.err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub")));
-        }
+        self.check_rules(
+            &Rules {
+                facts: &facts,
+                payload: &payload,
+                exp,
+                iss_may_be_absent: true,
+            },
+            &mut claims_map,
+        )
+        .map_err(|e| self.err(e))?;
         let exp = exp.unwrap_or(now);
-        self.check_revocation(&facts, exp, &payload)
-            .map_err(|e| self.err(e))?;
         Ok(Verified {
             inner: Arc::new(VerifiedInner {
                 alg: None,
@@ -334,7 +419,11 @@ impl Verifier {
                 exp,
                 payload,
                 registered: std::sync::OnceLock::new(),
-                claims_json: std::sync::OnceLock::new(),
+                claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
+                    let cell = std::sync::OnceLock::new();
+                    let _ = cell.set(c);
+                    cell
+                }),
                 roles: std::sync::OnceLock::new(),
                 scopes: std::sync::OnceLock::new(),
                 claims_config: s.claims_config.clone(),

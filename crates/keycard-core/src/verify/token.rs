@@ -58,6 +58,12 @@ pub(crate) trait PayloadWalk {
         &mut self,
         payload: &'p [u8],
     ) -> Result<crate::parse::PayloadFacts<'p>, serde_json::Error>;
+
+    /// Whether this walk runs the caller's code (a `Deserialize`), which
+    /// must only ever see a payload whose signature has been checked.
+    fn runs_caller_code(&self) -> bool {
+        false
+    }
 }
 
 /// The untyped pass alone.
@@ -90,6 +96,10 @@ impl<T: serde::de::DeserializeOwned> PayloadWalk for TypedWalk<T> {
             }
             Err(_) => crate::parse::payload_pass(payload),
         }
+    }
+
+    fn runs_caller_code(&self) -> bool {
+        true
     }
 }
 
@@ -185,6 +195,22 @@ pub(crate) fn parse_with(
     s: &Settings,
     walk: &mut dyn PayloadWalk,
 ) -> Result<Parsed, AuthError> {
+    walked(unwalked(token, s)?, walk)
+}
+
+/// A compact JWS whose form, header and allow-list checked out and whose
+/// payload is decoded, but not yet walked: enough to find its key and check
+/// its signature.
+pub(crate) struct Unwalked {
+    pub(crate) alg: &'static str,
+    pub(crate) kid: Option<HeaderText>,
+    typ: Option<HeaderText>,
+    payload: Vec<u8>,
+    pub(crate) signing_input_len: usize,
+}
+
+/// Size, form, strict base64url, the JOSE header and the allow-list.
+pub(crate) fn unwalked(token: &str, s: &Settings) -> Result<Unwalked, AuthError> {
     if token.len() > s.max_token_bytes {
         return Err(AuthErrorKind::TokenTooLarge.into());
     }
@@ -199,7 +225,7 @@ pub(crate) fn parse_with(
     // A fourth part would sit in `p`, where the strict base64url decoder
     // refuses the dot: no token with more parts gets through. The search
     // for it runs only on the failure path, to name the problem.
-    parse_parts(h, p, sig, s, walk).map_err(|e| {
+    unwalked_parts(h, p, sig, s).map_err(|e| {
         if p.contains('.') {
             malformed("a JWS has exactly three parts")
         } else {
@@ -208,13 +234,7 @@ pub(crate) fn parse_with(
     })
 }
 
-fn parse_parts(
-    h: &str,
-    p: &str,
-    sig: &str,
-    s: &Settings,
-    walk: &mut dyn PayloadWalk,
-) -> Result<Parsed, AuthError> {
+fn unwalked_parts(h: &str, p: &str, sig: &str, s: &Settings) -> Result<Unwalked, AuthError> {
     if h.is_empty() || p.is_empty() || sig.is_empty() {
         return Err(malformed("empty part"));
     }
@@ -226,6 +246,25 @@ fn parse_parts(
         }
     }
     let payload = crate::b64::decode(p.as_bytes()).map_err(|_| malformed("payload base64"))?;
+    Ok(Unwalked {
+        alg,
+        kid,
+        typ,
+        payload,
+        signing_input_len: h.len() + 1 + p.len(),
+    })
+}
+
+/// The payload walk: an object without duplicate members, the registered
+/// claims with strict types, `exp` present.
+pub(crate) fn walked(u: Unwalked, walk: &mut dyn PayloadWalk) -> Result<Parsed, AuthError> {
+    let Unwalked {
+        alg,
+        kid,
+        typ,
+        payload,
+        signing_input_len,
+    } = u;
     let facts = walk.walk(&payload).map_err(|e| {
         AuthError::new(AuthErrorKind::MalformedToken)
             .with_detail(format!("payload: {}", crate::parse::json_error_detail(&e)))
@@ -241,7 +280,7 @@ fn parse_parts(
         facts,
         exp,
         payload,
-        signing_input_len: h.len() + 1 + p.len(),
+        signing_input_len,
     })
 }
 
