@@ -65,10 +65,14 @@ impl Client {
     }
 
     fn proof(&self, htm: &str, path: &str, token: &str) -> String {
+        self.proof_for_url(htm, &format!("{ORIGIN}{path}"), token)
+    }
+
+    fn proof_for_url(&self, htm: &str, url: &str, token: &str) -> String {
         self.proof_with(
             Value::Object(self.jwk.clone()),
             json!({
-                "jti": keycard::random_id(), "htm": htm, "htu": format!("{ORIGIN}{path}"),
+                "jti": keycard::random_id(), "htm": htm, "htu": url,
                 "iat": now(), "ath": access_token_hash(token),
             }),
         )
@@ -445,4 +449,341 @@ fn the_issuer_binds_tokens_and_strips_a_claimed_cnf() {
         .unwrap()
         .issue_bound("alice", None, &json!({}), "not a thumbprint!")
         .is_err());
+}
+
+/// Any panic in this test binary aborts it, as a service built with
+/// `panic = "abort"` would: a request that panicked cannot pass as a
+/// refused connection.
+fn abort_on_panic() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            std::process::abort();
+        }));
+    });
+}
+
+/// A `%` before a multi-byte character in a proof's `htu`, or in a `Host`
+/// that the expected URL was built from, once sliced a string inside a
+/// character and panicked (before anything was verified, for the `Host`).
+/// Now each gets 401 and the next request is served, on every adapter.
+#[test]
+fn no_url_input_panics_and_the_next_request_is_served() {
+    abort_on_panic();
+    let alice = alice();
+    let token = bound_token(&alice.jkt());
+    let pinned = dpop_verifier(DpopConfig::new(DpopPolicy::Allowed));
+    let from_host = verifier_builder()
+        .dpop(DpopConfig::new(DpopPolicy::Allowed))
+        .build()
+        .unwrap();
+    for adapter in ADAPTERS {
+        let what = |s: &str| format!("{adapter:?}: {s}");
+        for url in [
+            "https://api.test/%\u{20ac}",
+            "https://api.test/me%\u{20ac}%",
+            "https://api.test/%e2%82",
+        ] {
+            let a = call(
+                adapter,
+                &pinned,
+                &dpop_call(&token, &alice.proof_for_url("GET", url, &token)),
+            );
+            expect(&a, 401, Some("invalid_dpop_proof"), &what(url));
+            let ok = call(
+                adapter,
+                &pinned,
+                &dpop_call(&token, &alice.proof("GET", "/me", &token)),
+            );
+            expect(&ok, 200, None, &what("the next request"));
+        }
+        for host in ["x/%\u{20ac}", "api.test/%\u{20ac}", "\u{20ac}%", "%"] {
+            let proof = alice.proof("GET", "/me", &token);
+            let a = call(
+                adapter,
+                &from_host,
+                &dpop_call(&token, &proof).header("host", host),
+            );
+            expect(&a, 401, Some("invalid_dpop_proof"), &what(host));
+            // An opaque or unknown token too: the request URL is built
+            // before anything is verified.
+            let a = call(
+                adapter,
+                &from_host,
+                &dpop_call("opaque", &proof).header("host", host),
+            );
+            assert_eq!(a.status, 401, "{}", what(host));
+            let proof = alice.proof("GET", "/me", &token);
+            let ok = call(
+                adapter,
+                &from_host,
+                &dpop_call(&token, &proof).header("host", "api.test"),
+            );
+            expect(&ok, 200, None, &what("the next request"));
+        }
+    }
+}
+
+/// The URL a proof must name comes from the configured origin, or from a
+/// `Host` that is a host[:port] authority; a `Host` (or a trusted
+/// `X-Forwarded-Host`) with `/`, `?` or `#` can no longer move the
+/// boundary between host and path so that a proof for `/admin` passes on
+/// `/me`.
+#[test]
+fn the_proof_url_comes_from_a_validated_host_or_the_configured_origin() {
+    abort_on_panic();
+    let alice = alice();
+    let token = bound_token(&alice.jkt());
+    let from_host = verifier_builder()
+        .dpop(DpopConfig::new(DpopPolicy::Allowed))
+        .build()
+        .unwrap();
+    let forwarded = verifier_builder()
+        .trust_forwarded_origin()
+        .dpop(DpopConfig::new(DpopPolicy::Allowed))
+        .build()
+        .unwrap();
+    let pinned = dpop_verifier(DpopConfig::new(DpopPolicy::Allowed));
+    let admin_proof = || alice.proof_for_url("GET", "https://api.test/admin", &token);
+    for adapter in ADAPTERS {
+        let what = |s: &str| format!("{adapter:?}: {s}");
+        for host in [
+            "api.test/admin#",
+            "api.test/admin?",
+            "api.test/admin%23",
+            "u@api.test",
+            "api.test, evil",
+        ] {
+            let a = call(
+                adapter,
+                &from_host,
+                &dpop_call(&token, &admin_proof()).header("host", host),
+            );
+            expect(&a, 401, Some("invalid_dpop_proof"), &what(host));
+            let a = call(
+                adapter,
+                &forwarded,
+                &dpop_call(&token, &admin_proof())
+                    .header("host", "api.test")
+                    .header("x-forwarded-host", host),
+            );
+            expect(
+                &a,
+                401,
+                Some("invalid_dpop_proof"),
+                &what(&format!("forwarded {host}")),
+            );
+        }
+        // A valid Host, written as a client may: case and default port.
+        let p = alice.proof_for_url("GET", "https://api.test/me", &token);
+        let a = call(
+            adapter,
+            &from_host,
+            &dpop_call(&token, &p).header("host", "API.test:443"),
+        );
+        expect(&a, 200, None, &what("Host API.test:443"));
+        let p = alice.proof_for_url("GET", "https://api.test:8443/me", &token);
+        let a = call(
+            adapter,
+            &from_host,
+            &dpop_call(&token, &p).header("host", "api.test:8443"),
+        );
+        expect(&a, 200, None, &what("Host with a port"));
+        // With the origin configured, the Host says nothing: a proof made
+        // for another server is refused whatever Host comes with it.
+        let other = alice.proof_for_url("GET", "https://other.test/me", &token);
+        let a = call(
+            adapter,
+            &pinned,
+            &dpop_call(&token, &other).header("host", "other.test"),
+        );
+        expect(
+            &a,
+            401,
+            Some("invalid_dpop_proof"),
+            &what("a proof for another server"),
+        );
+        let p = alice.proof("GET", "/me", &token);
+        let a = call(
+            adapter,
+            &pinned,
+            &dpop_call(&token, &p).header("host", "other.test"),
+        );
+        expect(&a, 200, None, &what("the configured origin"));
+    }
+    // An origin that is not scheme://host[:port] does not build.
+    for bad in [
+        "api.test",
+        "https://api.test/path",
+        "ftp://api.test",
+        "https://u@api.test",
+    ] {
+        assert!(
+            verifier_builder()
+                .dpop(DpopConfig::new(DpopPolicy::Allowed).public_origin(bad))
+                .build()
+                .is_err(),
+            "{bad}"
+        );
+    }
+}
+
+/// Under axum's `Router::nest` and actix-web's `scope`, a proof names the
+/// full path: a genuine proof for `/api/me` passes, and a proof for `/me`
+/// is refused on `/api/me`.
+#[test]
+fn nested_routes_are_checked_against_the_full_path() {
+    abort_on_panic();
+    let alice = alice();
+    let token = bound_token(&alice.jkt());
+    let v = dpop_verifier(DpopConfig::new(DpopPolicy::Required));
+    let cases = [("/api/me", 200), ("/me", 401), ("/api/api/me", 401)];
+    // axum, with the layer inside the nested router and outside it.
+    for inside in [true, false] {
+        for (proof_path, status) in cases {
+            let proof = alice.proof("GET", proof_path, &token);
+            let status_got = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use axum::routing::get;
+                    use keycard::axum::{Authenticated, JwtAuth};
+                    use tower::ServiceExt;
+                    async fn me(Authenticated(v): Authenticated) -> String {
+                        v.subject().unwrap_or("").to_owned()
+                    }
+                    let inner = axum::Router::new().route("/me", get(me));
+                    let app = if inside {
+                        axum::Router::new().nest("/api", inner.layer(JwtAuth::new(v.clone())))
+                    } else {
+                        axum::Router::new()
+                            .nest("/api", inner)
+                            .layer(JwtAuth::new(v.clone()))
+                    };
+                    let req = http::Request::get("/api/me")
+                        .header("authorization", format!("DPoP {token}"))
+                        .header("dpop", proof)
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                    app.oneshot(req).await.unwrap().status().as_u16()
+                });
+            assert_eq!(
+                status_got, status,
+                "axum (layer inside: {inside}) proof for {proof_path}"
+            );
+        }
+    }
+    // actix-web: a scope's prefix stays in the path the middleware sees.
+    for (proof_path, status) in cases {
+        let proof = alice.proof("GET", proof_path, &token);
+        let got = actix_web::rt::System::new().block_on(async {
+            use actix_web::{test, web, App, HttpResponse};
+            use keycard_actix::{Authenticated, JwtAuth};
+            async fn me(v: Authenticated) -> HttpResponse {
+                HttpResponse::Ok().body(v.subject().unwrap_or("").to_owned())
+            }
+            let app = test::init_service(
+                App::new().service(
+                    web::scope("/api")
+                        .wrap(JwtAuth::new(v.clone()))
+                        .route("/me", web::get().to(me)),
+                ),
+            )
+            .await;
+            let req = test::TestRequest::get()
+                .uri("/api/me")
+                .insert_header(("authorization", format!("DPoP {token}")))
+                .insert_header(("dpop", proof))
+                .to_request();
+            test::call_service(&app, req).await.status().as_u16()
+        });
+        assert_eq!(got, status, "actix-web scope, proof for {proof_path}");
+    }
+}
+
+/// Behind a load balancer without sticky sessions, a nonce one node gave
+/// must pass on the next: with a shared nonce secret it does; with each
+/// process's own secret it does not (the client would loop on
+/// `use_dpop_nonce`).
+#[test]
+fn nonces_from_one_node_pass_on_another_with_a_shared_secret() {
+    let secret = b"a cluster-wide DPoP nonce secret, 32+ bytes";
+    let node = || {
+        dpop_verifier(
+            DpopConfig::new(DpopPolicy::Required)
+                .nonce_secret(secret)
+                .unwrap(),
+        )
+    };
+    let (a, b) = (node(), node());
+    let lone = dpop_verifier(DpopConfig::new(DpopPolicy::Required).require_nonces());
+    let alice = alice();
+    let token = bound_token(&alice.jkt());
+    let with_nonce = |nonce: &str| {
+        alice.proof_with(
+            Value::Object(alice.jwk.clone()),
+            json!({
+                "jti": keycard::random_id(), "htm": "GET", "htu": format!("{ORIGIN}/me"),
+                "iat": now(), "ath": access_token_hash(&token), "nonce": nonce,
+            }),
+        )
+    };
+    for adapter in ADAPTERS {
+        let first = call(
+            adapter,
+            &a,
+            &dpop_call(&token, &alice.proof("GET", "/me", &token)),
+        );
+        expect(&first, 401, Some("use_dpop_nonce"), &format!("{adapter:?}"));
+        let nonce = first.dpop_nonce.expect("a DPoP-Nonce header");
+        let on_b = call(adapter, &b, &dpop_call(&token, &with_nonce(&nonce)));
+        expect(
+            &on_b,
+            200,
+            None,
+            &format!("{adapter:?}: node A's nonce on node B"),
+        );
+        let on_lone = call(adapter, &lone, &dpop_call(&token, &with_nonce(&nonce)));
+        expect(
+            &on_lone,
+            401,
+            Some("use_dpop_nonce"),
+            &format!("{adapter:?}: a node with its own secret"),
+        );
+    }
+}
+
+/// One client key flooding the replay cache with fresh proofs uses up its
+/// own share only: its further proofs are refused (401), while another
+/// client is still served, where a full shared cache once answered every
+/// DPoP request with 503.
+#[test]
+fn a_proof_flood_from_one_key_does_not_deny_other_clients() {
+    let v = dpop_verifier(DpopConfig::new(DpopPolicy::Required).replay_capacity(1000, 50));
+    let (alice, mallory) = (alice(), mallory());
+    let (alice_token, mallory_token) = (bound_token(&alice.jkt()), bound_token(&mallory.jkt()));
+    let mut refused = 0;
+    for _ in 0..200 {
+        let proof = mallory.proof("GET", "/me", &mallory_token);
+        let a = call(Adapter::Tower, &v, &dpop_call(&mallory_token, &proof));
+        match a.status {
+            200 => {}
+            401 => refused += 1,
+            other => panic!("the flooder got {other}: {a:?}"),
+        }
+    }
+    assert_eq!(refused, 150, "the flooder keeps its share of 50");
+    for adapter in ADAPTERS {
+        let proof = alice.proof("GET", "/me", &alice_token);
+        let a = call(adapter, &v, &dpop_call(&alice_token, &proof));
+        expect(
+            &a,
+            200,
+            None,
+            &format!("{adapter:?}: another client during the flood"),
+        );
+    }
 }

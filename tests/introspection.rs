@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use common::*;
 use keycard::introspection::{ClientAuth, Introspector};
+use keycard::stores::RevocationStore as _;
 use keycard::{Algorithm, Key, SigningKey, Verifier};
 use serde_json::json;
 
@@ -91,7 +92,16 @@ async fn introspect(State(a): State<Auth>, headers: HeaderMap, body: String) -> 
         return (401, json!({"error": "invalid_client"}).to_string());
     }
     let now = now();
-    let answer = match get("token").unwrap_or_default().as_str() {
+    let token = get("token").unwrap_or_default();
+    // `answer.<base64url JSON>`: the test names the active answer itself.
+    if let Some(b64) = token.strip_prefix("answer.") {
+        let json =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b64).unwrap();
+        let mut answer: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        answer["active"] = json!(true);
+        return (200, answer.to_string());
+    }
+    let answer = match token.as_str() {
         "opaque-alice" => json!({
             "active": true, "sub": "alice", "aud": "api", "iss": ISS,
             "scope": "orders:read", "roles": ["admin"], "exp": now + 600, "client_id": "web",
@@ -340,4 +350,143 @@ fn jwts_can_be_introspected_too_and_only_introspection_can_verify() {
     // Secrets never show in Debug.
     let dbg = format!("{:?}", ClientAuth::basic("rs", "TOP-SECRET"));
     assert!(!dbg.contains("TOP-SECRET"));
+}
+
+/// The opaque token whose introspection answer is `claims` (active).
+fn answered(claims: &serde_json::Value) -> String {
+    format!("answer.{}", b64(claims.to_string().as_bytes()))
+}
+
+/// One rule set, whichever way a token becomes `Verified`: each rule is
+/// broken by one claim set, and that claim set is refused as a local JWT
+/// and as an introspection answer alike (on every adapter), while the
+/// unbroken claims pass both ways. The rules that change with time (exp,
+/// revocation) are checked on cached tokens too.
+#[test]
+fn one_rule_set_for_local_cached_and_introspected_tokens() {
+    let s = server();
+    let build = |b: keycard::VerifierBuilder| {
+        b.client_ids(["web"])
+            .require_subject()
+            .introspection(introspector(&s).cache_ttl(Duration::ZERO).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let v = build(verifier_builder());
+    let no_audience = build(
+        Verifier::builder()
+            .key(Key::hs256(common::SECRET).unwrap())
+            .issuer(ISS),
+    );
+    let base = || {
+        let mut c = claims();
+        c["client_id"] = json!("web");
+        c
+    };
+    let with = |k: &str, val: serde_json::Value| {
+        let mut c = base();
+        c[k] = val;
+        c
+    };
+    let without = |k: &str| {
+        let mut c = base();
+        c.as_object_mut().unwrap().remove(k);
+        c
+    };
+    let cases: Vec<(&str, &Verifier, serde_json::Value, u16)> = vec![
+        ("valid", &v, base(), 200),
+        (
+            "client_ids allow-list",
+            &v,
+            with("client_id", json!("mallory")),
+            401,
+        ),
+        ("client_id missing", &v, without("client_id"), 401),
+        ("expired", &v, with("exp", json!(now() - 3600)), 401),
+        ("not yet valid", &v, with("nbf", json!(now() + 3600)), 401),
+        (
+            "iat in the future",
+            &v,
+            with("iat", json!(now() + 3600)),
+            401,
+        ),
+        (
+            "another issuer",
+            &v,
+            with("iss", json!("https://evil.test")),
+            401,
+        ),
+        ("another audience", &v, with("aud", json!("elsewhere")), 401),
+        ("no aud where one is required", &v, without("aud"), 401),
+        ("sub required", &v, without("sub"), 401),
+        (
+            "aud on a verifier without audiences",
+            &no_audience,
+            base(),
+            401,
+        ),
+        ("no aud, no audiences", &no_audience, without("aud"), 200),
+    ];
+    for adapter in ADAPTERS {
+        for (what, verifier, claims, status) in &cases {
+            let jwt = at(claims);
+            let local = call(adapter, verifier, &bearer(&jwt));
+            assert_eq!(
+                local.status, *status,
+                "{adapter:?} local JWT, {what}: {local:?}"
+            );
+            let remote = call(adapter, verifier, &bearer(&answered(claims)));
+            assert_eq!(
+                remote.status, *status,
+                "{adapter:?} introspected, {what}: {remote:?}"
+            );
+        }
+        // RFC 7662 token_type: a refresh token's answer is not an access
+        // token (a JWT says the same with its `typ`).
+        for t in [
+            "refresh_token",
+            "urn:ietf:params:oauth:token-type:refresh_token",
+            "id_token",
+        ] {
+            let a = call(
+                adapter,
+                &v,
+                &bearer(&answered(&with("token_type", json!(t)))),
+            );
+            assert_eq!(a.status, 401, "{adapter:?} token_type {t}: {a:?}");
+        }
+        for t in ["Bearer", "access_token", "DPoP"] {
+            let a = call(
+                adapter,
+                &v,
+                &bearer(&answered(&with("token_type", json!(t)))),
+            );
+            assert_eq!(a.status, 200, "{adapter:?} token_type {t}: {a:?}");
+        }
+        let refresh_jwt = hs256(&base(), Some("refresh+jwt"), common::SECRET);
+        assert_eq!(call(adapter, &v, &bearer(&refresh_jwt)).status, 401);
+    }
+    // The cached path: a token cached while valid is refused once it has
+    // expired or been revoked.
+    let revocations = std::sync::Arc::new(keycard::stores::InMemoryRevocationStore::new());
+    let cached = verifier_builder()
+        .cache_verified_tokens(100)
+        .revocation(revocations.clone())
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let short = at(&with("exp", json!(now() + 1)));
+    let revoked = at(&with("jti", json!("to-revoke")));
+    for t in [&short, &revoked] {
+        assert_eq!(call(Adapter::Tower, &cached, &bearer(t)).status, 200);
+    }
+    assert!(cached.cached_tokens() >= 2, "both cached");
+    tokio_rt()
+        .block_on(revocations.revoke_token("to-revoke", now() + 600))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    for (t, what) in [(&short, "expired"), (&revoked, "revoked")] {
+        let a = call(Adapter::Tower, &cached, &bearer(t));
+        assert_eq!(a.status, 401, "cached and {what}: {a:?}");
+    }
 }

@@ -9,6 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use futures_util::future::LocalBoxFuture;
+use keycard_core::adapter::{BodyHint, Target};
 use keycard_core::{
     Admission, Admitted, AuthError, AuthMode, AuthState, RoleRequirement, Verifier,
 };
@@ -56,13 +57,26 @@ fn prepare<T: DeserializeOwned + 'static>(
     let (admission, prepared) = verifier.admit_request_typed::<T, _>(
         mode,
         req.method().as_str(),
-        Some(req.path()),
+        target(req),
         &ActixHeaders(req.headers()),
     );
     if let Some(prepared) = prepared {
         req.extensions_mut().insert(prepared);
     }
     admission
+}
+
+/// The request's full path (actix-web's scopes never take it off the
+/// URI) and what is known of its body: none at all, or over HTTP/2 and
+/// later (where a body needs no `Content-Length`) possibly some, so that
+/// an `OPTIONS` request with a body never passes as a CORS preflight.
+fn target(req: &ServiceRequest) -> Target<'_> {
+    let body = match req.parts().1 {
+        actix_web::dev::Payload::None => BodyHint::Empty,
+        _ if req.version() >= actix_web::http::Version::HTTP_2 => BodyHint::MayHaveData,
+        _ => BodyHint::Unknown,
+    };
+    Target::path(req.path()).body(body)
 }
 
 impl fmt::Debug for JwtAuth {
@@ -196,7 +210,7 @@ where
             None => cfg.verifier.admit_request(
                 cfg.mode,
                 req.method().as_str(),
-                Some(req.path()),
+                target(&req),
                 &ActixHeaders(req.headers()),
             ),
             Some(prepare) => prepare(&cfg.verifier, cfg.mode, &req),

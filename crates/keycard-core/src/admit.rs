@@ -55,6 +55,64 @@ impl<T> PreparedClaims<T> {
     }
 }
 
+/// What an adapter knows of a request besides its method and headers: its
+/// path (which DPoP proofs name) and whether it has a body (a CORS
+/// preflight never does). `Option<&str>` and `&str` convert into it, with
+/// the body [`BodyHint::Unknown`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Target<'a> {
+    path: Option<&'a str>,
+    body: BodyHint,
+}
+
+impl<'a> Target<'a> {
+    /// The request's full path (before any router took a prefix off).
+    pub fn path(path: &'a str) -> Self {
+        Self {
+            path: Some(path),
+            body: BodyHint::Unknown,
+        }
+    }
+
+    /// What the adapter knows of the body.
+    #[must_use]
+    pub fn body(mut self, body: BodyHint) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Target<'a> {
+    fn from(path: Option<&'a str>) -> Self {
+        Self {
+            path,
+            body: BodyHint::Unknown,
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Target<'a> {
+    fn from(path: &'a str) -> Self {
+        Self::path(path)
+    }
+}
+
+/// Whether a request has a body, as the transport tells it: over HTTP/2
+/// and HTTP/3 a body needs neither `Content-Length` nor
+/// `Transfer-Encoding`, so only the body itself (its end-of-stream flag or
+/// exact size hint) can say that there is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyHint {
+    /// The adapter cannot tell: only the headers decide (HTTP/1.x framing).
+    #[default]
+    Unknown,
+    /// The body is known to be empty.
+    Empty,
+    /// The body may hold data.
+    MayHaveData,
+}
+
 /// The outcome of [`Verifier::admit`].
 #[derive(Debug)]
 #[must_use]
@@ -96,10 +154,12 @@ impl PendingAdmission {
 fn is_preflight<H: RequestHeaders + ?Sized>(
     verifier: &Verifier,
     method: &str,
+    body: BodyHint,
     headers: &H,
 ) -> bool {
     let has = |name: &str| headers.header_values(name).next().is_some();
     method == "OPTIONS"
+        && body != BodyHint::MayHaveData
         && has("access-control-request-method")
         && has("origin")
         && !has("authorization")
@@ -207,11 +267,11 @@ impl Verifier {
 
     /// [`Verifier::admit`] with the request's target (its path), which DPoP
     /// proofs name. The adapters call this.
-    pub fn admit_request<H: RequestHeaders + ?Sized>(
+    pub fn admit_request<'t, H: RequestHeaders + ?Sized>(
         &self,
         mode: AuthMode,
         method: &str,
-        target: Option<&str>,
+        target: impl Into<Target<'t>>,
         headers: &H,
     ) -> Admission {
         self.admit_with(
@@ -228,11 +288,11 @@ impl Verifier {
     /// [`Verifier::authenticate_now_typed`]): the same decision, and `T`
     /// when the request was verified from a freshly walked token. Adapters
     /// store it as [`PreparedClaims`] next to the [`Verified`].
-    pub fn admit_request_typed<T, H>(
+    pub fn admit_request_typed<'t, T, H>(
         &self,
         mode: AuthMode,
         method: &str,
-        target: Option<&str>,
+        target: impl Into<Target<'t>>,
         headers: &H,
     ) -> (Admission, Option<PreparedClaims<T>>)
     where
@@ -260,16 +320,17 @@ impl Verifier {
         (admission, prepared)
     }
 
-    fn admit_with<H: RequestHeaders + ?Sized>(
+    fn admit_with<'t, H: RequestHeaders + ?Sized>(
         &self,
         mode: AuthMode,
         method: &str,
-        target: Option<&str>,
+        target: impl Into<Target<'t>>,
         headers: &H,
         authenticate: impl FnOnce(&Self, &str, Option<&str>, &H) -> Attempt,
     ) -> Admission {
         let start = Instant::now();
-        if self.cors_preflights_pass() && is_preflight(self, method, headers) {
+        let Target { path: target, body } = target.into();
+        if self.cors_preflights_pass() && is_preflight(self, method, body, headers) {
             crate::observe::anonymous(crate::observe::Since(start));
             return Admission::Done(Ok(Admitted::Anonymous(Anonymous::preflight(
                 self.realm().clone(),

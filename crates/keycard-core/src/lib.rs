@@ -119,7 +119,9 @@ pub use verify::{
 /// ([`Verifier::admit`]), what it leaves in the request, and the one place
 /// that reads it back ([`adapter::AuthState`]).
 pub mod adapter {
-    pub use crate::admit::{Admission, Admitted, PendingAdmission, PreparedClaims};
+    pub use crate::admit::{
+        Admission, Admitted, BodyHint, PendingAdmission, PreparedClaims, Target,
+    };
     pub use crate::source::{Found, RequestHeaders};
     pub use crate::verify::{Anonymous, Attempt, AuthMode, AuthState, PendingVerification};
 }

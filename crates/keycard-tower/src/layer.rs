@@ -28,7 +28,7 @@ pub(crate) type Prepare = fn(
     &Verifier,
     AuthMode,
     &str,
-    Option<&str>,
+    keycard_core::adapter::Target<'_>,
     &http::HeaderMap,
     &mut http::Extensions,
 ) -> Admission;
@@ -37,7 +37,7 @@ fn prepare<T>(
     verifier: &Verifier,
     mode: AuthMode,
     method: &str,
-    target: Option<&str>,
+    target: keycard_core::adapter::Target<'_>,
     headers: &http::HeaderMap,
     extensions: &mut http::Extensions,
 ) -> Admission

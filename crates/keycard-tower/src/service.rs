@@ -3,6 +3,7 @@
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use keycard_core::adapter::{BodyHint, Target};
 use keycard_core::{Admission, Admitted, AuthMode, Verifier};
 use tower_service::Service;
 
@@ -20,9 +21,32 @@ pub struct JwtAuthService<S, R> {
     pub(crate) prepare: Option<crate::layer::Prepare>,
 }
 
+/// The request's full path: under axum's `Router::nest` the URI this
+/// layer sees has the prefix taken off, and axum keeps the original.
+fn full_path<'r>(uri: &'r http::Uri, extensions: &'r http::Extensions) -> &'r str {
+    #[cfg(feature = "axum")]
+    if let Some(original) = extensions.get::<axum::extract::OriginalUri>() {
+        return original.0.path();
+    }
+    let _ = extensions;
+    uri.path()
+}
+
+/// Whether the body is known to be empty (its end-of-stream flag, or an
+/// exact size of 0): the only way to tell over HTTP/2, where a body needs
+/// no `Content-Length`.
+fn body_hint<B: http_body::Body>(body: &B) -> BodyHint {
+    if body.is_end_stream() || body.size_hint().exact() == Some(0) {
+        BodyHint::Empty
+    } else {
+        BodyHint::MayHaveData
+    }
+}
+
 impl<S, ReqB, ResB, R> Service<Request<ReqB>> for JwtAuthService<S, R>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    ReqB: http_body::Body,
     R: Rejection<ResB>,
 {
     type Response = Response<ResB>;
@@ -38,16 +62,17 @@ where
             None => self.verifier.admit_request(
                 self.mode,
                 req.method().as_str(),
-                Some(req.uri().path()),
+                Target::path(full_path(req.uri(), req.extensions())).body(body_hint(req.body())),
                 req.headers(),
             ),
             Some(prepare) => {
                 let (mut parts, body) = req.into_parts();
+                let path = full_path(&parts.uri, &parts.extensions).to_owned();
                 let admission = prepare(
                     &self.verifier,
                     self.mode,
                     parts.method.as_str(),
-                    Some(parts.uri.path()),
+                    Target::path(&path).body(body_hint(&body)),
                     &parts.headers,
                     &mut parts.extensions,
                 );
