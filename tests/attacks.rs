@@ -791,3 +791,161 @@ fn a_public_key_in_a_jwks_never_becomes_an_hmac_secret() {
         );
     }
 }
+
+/// Typed mode (`JwtAuth::claims::<T>()`) runs the caller's `Deserialize`
+/// only on a token whose signature checked out (RFC 8725 §3.11: use claims
+/// only after validation). A `Deserialize` that counts its calls and panics
+/// on `sub: "boom"` sees no forged token: not with one key, not with keys
+/// chosen by `iss`, not through the core, tower or actix-web. A genuine
+/// token still reaches it.
+mod typed_mode {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    static RAN: AtomicUsize = AtomicUsize::new(0);
+
+    #[derive(Clone, Debug)]
+    struct Watching {
+        sub: String,
+    }
+
+    impl<'de> serde::Deserialize<'de> for Watching {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(serde::Deserialize)]
+            struct Raw {
+                sub: String,
+            }
+            RAN.fetch_add(1, Ordering::SeqCst);
+            let raw = Raw::deserialize(d)?;
+            assert_ne!(
+                raw.sub, "boom",
+                "the caller's Deserialize ran on a forged token"
+            );
+            Ok(Watching { sub: raw.sub })
+        }
+    }
+
+    fn verifiers() -> Vec<(&'static str, Verifier)> {
+        let multi = keycard::keys::MultiIssuer::new().issuer(
+            ISS,
+            Arc::new(
+                keycard::keys::KeySet::new()
+                    .with(Key::hs256(SECRET).unwrap())
+                    .unwrap(),
+            ) as Arc<dyn keycard::keys::KeyProvider>,
+        );
+        vec![
+            ("one key", verifier()),
+            (
+                "keys by iss",
+                Verifier::builder()
+                    .key_provider(Arc::new(multi))
+                    .issuer(ISS)
+                    .audience(AUD)
+                    .build()
+                    .unwrap(),
+            ),
+        ]
+    }
+
+    fn forged() -> Vec<String> {
+        let mut c = claims();
+        c["sub"] = json!("boom");
+        vec![
+            hs256(&c, None, b"not-the-verifier's-secret-0123456789abcdef"),
+            // A valid signature of other bytes, pasted on.
+            {
+                let good = at(&claims());
+                let bad = at(&c);
+                let (input, _) = bad.rsplit_once('.').unwrap();
+                format!("{input}.{}", good.rsplit_once('.').unwrap().1)
+            },
+        ]
+    }
+
+    #[test]
+    fn the_callers_deserialize_never_sees_a_forged_token() {
+        let genuine = at(&claims());
+        for (what, v) in verifiers() {
+            for token in forged() {
+                let before = RAN.load(Ordering::SeqCst);
+                let mut headers = http::HeaderMap::new();
+                headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let (attempt, t) = v.authenticate_now_typed::<Watching, _>("GET", None, &headers);
+                assert!(
+                    matches!(attempt, keycard::adapter::Attempt::Done(Err(_))),
+                    "{what}"
+                );
+                assert!(t.is_none());
+                // tower (and so axum) and actix-web, typed layers.
+                let tower = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(tower_status(&v, &token));
+                assert_eq!(tower, 401, "{what}: tower");
+                let actix = actix_web::rt::System::new().block_on(actix_status(&v, &token));
+                assert_eq!(actix, 401, "{what}: actix-web");
+                assert_eq!(
+                    RAN.load(Ordering::SeqCst),
+                    before,
+                    "{what}: Deserialize ran"
+                );
+            }
+            let before = RAN.load(Ordering::SeqCst);
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "authorization",
+                format!("Bearer {genuine}").parse().unwrap(),
+            );
+            let (attempt, t) = v.authenticate_now_typed::<Watching, _>("GET", None, &headers);
+            assert!(
+                matches!(attempt, keycard::adapter::Attempt::Done(Ok(_))),
+                "{what}"
+            );
+            assert_eq!(t.map(|t| t.sub).as_deref(), Some("alice"), "{what}");
+            assert!(RAN.load(Ordering::SeqCst) > before, "{what}: genuine token");
+            let tower = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(tower_status(&v, &genuine));
+            assert_eq!(tower, 200, "{what}: tower, genuine");
+            let actix = actix_web::rt::System::new().block_on(actix_status(&v, &genuine));
+            assert_eq!(actix, 200, "{what}: actix-web, genuine");
+        }
+    }
+
+    async fn tower_status(v: &Verifier, token: &str) -> u16 {
+        use tower::{service_fn, Layer, ServiceExt};
+        let handler = service_fn(|mut req: http::Request<String>| async move {
+            let c = keycard::tower::take_claims::<Watching>(req.extensions_mut()).unwrap();
+            Ok::<_, std::convert::Infallible>(http::Response::new(c.sub))
+        });
+        let svc = keycard::tower::JwtAuth::new(v.clone())
+            .claims::<Watching>()
+            .layer(handler);
+        let req = http::Request::get("/me")
+            .header("authorization", format!("Bearer {token}"))
+            .body(String::new())
+            .unwrap();
+        svc.oneshot(req).await.unwrap().status().as_u16()
+    }
+
+    async fn actix_status(v: &Verifier, token: &str) -> u16 {
+        use actix_web::{test, web, App, HttpResponse};
+        async fn me(c: keycard_actix::Claims<Watching>) -> HttpResponse {
+            HttpResponse::Ok().body(c.sub.clone())
+        }
+        let app = test::init_service(
+            App::new()
+                .wrap(keycard_actix::JwtAuth::new(v.clone()).claims::<Watching>())
+                .route("/me", web::get().to(me)),
+        )
+        .await;
+        let req = test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .to_request();
+        test::call_service(&app, req).await.status().as_u16()
+    }
+}

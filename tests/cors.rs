@@ -326,3 +326,106 @@ mod actix {
         assert_eq!(res.status(), 401);
     }
 }
+
+/// Over HTTP/2 a body needs neither `Content-Length` nor
+/// `Transfer-Encoding`, so the headers alone cannot show that an `OPTIONS`
+/// "preflight" has none: the layer asks the body itself. A preflight-shaped
+/// request whose body streams data is authenticated like any request; a
+/// real preflight (no body) still passes. On axum/tower and actix-web.
+#[tokio::test]
+async fn a_preflight_with_a_body_over_http2_is_authenticated() {
+    use axum::routing::any;
+    async fn open(t: Option<Authenticated>) -> String {
+        t.map_or("anonymous".into(), |t| {
+            t.0.subject().unwrap_or("").to_owned()
+        })
+    }
+    let app = axum::Router::new()
+        .route("/any", any(open))
+        .layer(JwtAuth::new(verifier()));
+    let shaped = |body: Body| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/any")
+            .version(http::Version::HTTP_2)
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", "POST")
+            .body(body)
+            .unwrap()
+    };
+    let streamed = Body::from_stream(futures_util::stream::iter([Ok::<_, std::io::Error>(
+        bytes_of("smuggled=1"),
+    )]));
+    let res = app.clone().oneshot(shaped(streamed)).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "a body rode on a preflight"
+    );
+    let res = app
+        .clone()
+        .oneshot(shaped(Body::from("x=1")))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "a sized body");
+    let res = app.clone().oneshot(shaped(Body::empty())).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "a real preflight still passes"
+    );
+}
+
+/// actix-web: its HTTP/2 payload cannot say whether data will come, so
+/// over HTTP/2 an `OPTIONS` request is authenticated (fail closed; put
+/// actix-cors outside keycard's middleware to answer preflights there).
+/// Over HTTP/1.1 the headers decide, as before.
+#[actix_web::test]
+async fn actix_a_preflight_with_a_body_over_http2_is_authenticated() {
+    let answers = {
+        use actix_web::{test, web, App, HttpResponse};
+        async fn open(t: Option<keycard_actix::Authenticated>) -> HttpResponse {
+            HttpResponse::Ok()
+                .body(t.map_or("anonymous".into(), |t| t.subject().unwrap_or("").to_owned()))
+        }
+        let app = test::init_service(
+            App::new()
+                .wrap(keycard_actix::JwtAuth::new(verifier()))
+                .route("/any", web::route().to(open)),
+        )
+        .await;
+        let mut out = Vec::new();
+        use actix_web::http::Version;
+        for (version, body) in [
+            (Version::HTTP_2, Some("smuggled=1")),
+            (Version::HTTP_2, None),
+            (Version::HTTP_11, None),
+        ] {
+            let mut req = test::TestRequest::default()
+                .method(actix_web::http::Method::OPTIONS)
+                .uri("/any")
+                .version(version)
+                .insert_header(("origin", ORIGIN))
+                .insert_header(("access-control-request-method", "POST"));
+            if let Some(b) = body {
+                req = req.set_payload(b);
+            }
+            out.push(
+                test::call_service(&app, req.to_request())
+                    .await
+                    .status()
+                    .as_u16(),
+            );
+        }
+        out
+    };
+    assert_eq!(
+        answers,
+        [401, 401, 200],
+        "actix-web: h2 with a payload, h2, h1.1"
+    );
+}
+
+fn bytes_of(s: &'static str) -> axum::body::Bytes {
+    axum::body::Bytes::from_static(s.as_bytes())
+}

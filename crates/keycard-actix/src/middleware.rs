@@ -68,8 +68,11 @@ fn prepare<T: DeserializeOwned + 'static>(
 
 /// The request's full path (actix-web's scopes never take it off the
 /// URI) and what is known of its body: none at all, or over HTTP/2 and
-/// later (where a body needs no `Content-Length`) possibly some, so that
-/// an `OPTIONS` request with a body never passes as a CORS preflight.
+/// later (where a body needs no `Content-Length`, and actix-web's payload
+/// cannot say whether data will come) possibly some, so that an `OPTIONS`
+/// request with a body never passes as a CORS preflight. Over HTTP/2,
+/// preflights are therefore authenticated: put actix-cors outside this
+/// middleware (it answers them itself).
 fn target(req: &ServiceRequest) -> Target<'_> {
     let body = match req.parts().1 {
         actix_web::dev::Payload::None => BodyHint::Empty,

@@ -132,3 +132,66 @@ async fn a_proof_used_on_one_node_is_refused_on_another_and_an_outage_fails_clos
         Err(AuthErrorKind::StoreUnavailable)
     );
 }
+
+/// A node whose clock lags Redis's by more than the proof window once
+/// recorded proofs with an absolute expiry (`EXAT`) from its own clock:
+/// already past for Redis, so the key expired on arrival and every node saw
+/// a first use. Now the expiry is relative (Redis's own clock ends it): a
+/// proof used on one lagging node is refused on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_lags_redis_still_records_proofs() {
+    let redis = RedisServer::start().unwrap();
+    let prefix = prefix();
+    let connect = || {
+        RedisStores::connect_with(
+            RedisConfig::new(redis.url())
+                .prefix(prefix.clone())
+                .timeout(Duration::from_millis(500)),
+        )
+    };
+    let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
+    // Past the proof window (60 s + 5 s), within the token leeway.
+    let lag = -200;
+    let lagging = |stores: &RedisStores| {
+        Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .audience("api")
+            .leeway(Duration::from_secs(300))
+            .clock(std::sync::Arc::new(keycard_core::SkewedClock(lag)))
+            .dpop(
+                DpopConfig::new(DpopPolicy::Required)
+                    .public_origin("https://api.test")
+                    .replay_store(stores.dpop_replay()),
+            )
+            .build()
+            .unwrap()
+    };
+    let (node_a, node_b) = (lagging(&a), lagging(&b));
+    let c = client();
+    let now = keycard_core::unix_now() + lag;
+    let token = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+        .audience("api")
+        .build()
+        .unwrap()
+        .issue_bound("alice", None, &json!({}), &thumbprint(&c.jwk).unwrap())
+        .unwrap()
+        .token;
+    let mut h = Header::new(Algorithm::ES256);
+    h.typ = Some("dpop+jwt".into());
+    h.jwk = Some(serde_json::from_value(Value::Object(c.jwk.clone())).unwrap());
+    let p = jsonwebtoken::encode(
+        &h,
+        &json!({
+            "jti": keycard_core::random_id(), "htm": "GET", "htu": "https://api.test/orders",
+            "iat": now, "ath": access_token_hash(&token),
+        }),
+        &c.encoding,
+    )
+    .unwrap();
+    assert_eq!(present(&node_a, &token, &p).await, Ok(()));
+    assert_eq!(
+        present(&node_b, &token, &p).await,
+        Err(AuthErrorKind::InvalidDpopProof),
+        "replayed on another node whose clock lags Redis"
+    );
+}
