@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
-targets=(token_source verify jwks_document jwk_import dpop_proof)
+targets=(token_source verify jwks_document jwk_import dpop_proof dpop_url)
 cargo fuzz build --sanitizer none
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"

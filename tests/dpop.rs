@@ -499,7 +499,14 @@ fn no_url_input_panics_and_the_next_request_is_served() {
             );
             expect(&ok, 200, None, &what("the next request"));
         }
-        for host in ["x/%\u{20ac}", "api.test/%\u{20ac}", "\u{20ac}%", "%"] {
+        for host in [
+            "x/%\u{20ac}",
+            "api.test/%\u{20ac}",
+            "\u{20ac}%",
+            "%",
+            "api.test\u{a0}",
+            "\u{2003}api.test",
+        ] {
             let proof = alice.proof("GET", "/me", &token);
             let a = call(
                 adapter,

@@ -31,7 +31,12 @@ fn setup() -> &'static Setup {
             .audience("api")
             .build()
             .unwrap()
-            .issue_bound("alice", None, &serde_json::json!({}), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .issue_bound(
+                "alice",
+                None,
+                &serde_json::json!({}),
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            )
             .unwrap()
             .token;
         Setup { verifier, token }
@@ -40,7 +45,9 @@ fn setup() -> &'static Setup {
 
 fuzz_target!(|data: &[u8]| {
     let s = setup();
-    let Ok(proof) = std::str::from_utf8(data) else { return };
+    let Ok(proof) = std::str::from_utf8(data) else {
+        return;
+    };
     let auth = format!("DPoP {}", s.token);
     let headers: &[(&str, &str)] = &[("authorization", auth.as_str()), ("dpop", proof)];
     if let Attempt::Done(Ok(_)) = s.verifier.authenticate_now_at("GET", Some("/r"), headers) {

@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(jwk) = serde_json::from_slice::<Jwk>(data) {
         let oct = matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_));
         if let Ok(k) = Key::from_jwk(&jwk, None) {
-            assert!(oct || !is_hmac(k.algorithm()), "{:?} from a non-oct JWK", k.algorithm());
+            assert!(
+                oct || !is_hmac(k.algorithm()),
+                "{:?} from a non-oct JWK",
+                k.algorithm()
+            );
         }
         for alg in HMAC.into_iter().chain(ASYMMETRIC_ALGORITHMS) {
             if let Ok(k) = Key::from_jwk(&jwk, Some(alg)) {

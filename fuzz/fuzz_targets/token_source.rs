@@ -10,7 +10,12 @@ use libfuzzer_sys::fuzz_target;
 
 fn verifier() -> &'static Verifier {
     static V: OnceLock<Verifier> = OnceLock::new();
-    V.get_or_init(|| Verifier::builder().key(Key::hs256([7u8; 32]).unwrap()).build().unwrap())
+    V.get_or_init(|| {
+        Verifier::builder()
+            .key(Key::hs256([7u8; 32]).unwrap())
+            .build()
+            .unwrap()
+    })
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -12,14 +12,23 @@ const SECRET: [u8; 32] = [7u8; 32];
 
 fn verifier() -> &'static Verifier {
     static V: OnceLock<Verifier> = OnceLock::new();
-    V.get_or_init(|| Verifier::builder().key(Key::hs256(SECRET).unwrap()).audience("api").build().unwrap())
+    V.get_or_init(|| {
+        Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .audience("api")
+            .build()
+            .unwrap()
+    })
 }
 
 fn b64(b: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -38,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
     let (h, p) = (halves.next().unwrap_or(&[]), halves.next().unwrap_or(&[]));
     let input = format!("{}.{}", b64(h), b64(p));
     let key = jsonwebtoken::EncodingKey::from_secret(&SECRET);
-    if let Ok(sig) = jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256) {
+    if let Ok(sig) =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+    {
         let token = format!("{input}.{sig}");
         let _ = verifier().verify_now(&token);
         typed_agrees(&token);
@@ -63,7 +74,11 @@ fn typed_agrees(token: &str) {
         .authenticate_now_typed::<std::collections::HashMap<String, serde_json::Value>, _>(
             "GET", None, &headers,
         );
-    assert_eq!(kind(&plain), kind(&typed), "the typed pass changed the decision");
+    assert_eq!(
+        kind(&plain),
+        kind(&typed),
+        "the typed pass changed the decision"
+    );
     if let (Attempt::Done(Ok(v)), Some(claims)) = (&typed, claims) {
         let want: std::collections::HashMap<String, serde_json::Value> =
             serde_json::from_slice(v.payload_bytes()).expect("a verified payload parses");

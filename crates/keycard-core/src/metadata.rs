@@ -73,8 +73,12 @@ pub struct ResourceMetadata {
 /// Where a resource's metadata lives (RFC 9728 §3.1): the well-known
 /// segment goes between the host and the resource's path.
 pub(crate) fn metadata_location(resource: &str) -> Result<(String, String), ConfigError> {
-    let bad =
-        |why: &str| ConfigError::InvalidSetting(format!("protected resource {resource:?}: {why}"));
+    let bad = |why: &str| {
+        ConfigError::InvalidSetting(format!(
+            "protected resource {:?}: {why}",
+            crate::config::redact_url(resource)
+        ))
+    };
     let (scheme, rest) = resource
         .split_once("://")
         .ok_or_else(|| bad("not an absolute URL"))?;

@@ -55,7 +55,8 @@ pub struct ForwardedBy {
 
 impl ForwardedBy {
     /// The TCP peer the proxy accepted the request from, and the scheme it
-    /// was received over (`"https"` behind TLS termination, else `"http"`).
+    /// was received over (`"https"` behind TLS termination, else `"http"`;
+    /// a value that is not a URI scheme is left out of the headers).
     pub fn new(peer: IpAddr, proto: &'static str) -> Self {
         Self { peer, proto }
     }
@@ -92,18 +93,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// hop-by-hop headers and replace the client's `X-Forwarded-For`,
 /// `X-Forwarded-Host`, `X-Forwarded-Proto` and `Forwarded` with the proxy's
 /// own view (RFC 7239), so an upstream never trusts what a client claimed.
+/// The host comes from `Host` (or the URI's authority, without user info)
+/// and is passed on only when it is a plain `host[:port]`; otherwise both
+/// `X-Forwarded-Host` and `host=` are left out. `Forwarded` values that are
+/// not RFC 7239 tokens (`[2001:db8::1]`, `api.example:8443`) are quoted.
 /// The `Authorization` header is kept: upstream services verify the token
 /// again. Upstreams that check CSRF on cookie requests can then take the
 /// public origin from `X-Forwarded-Proto`/`X-Forwarded-Host`
 /// (`VerifierBuilder::trust_forwarded_origin`).
 pub fn prepare_upstream_request<B>(req: &mut http::Request<B>, by: &ForwardedBy) {
-    let authority = req
-        .uri()
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    // From the URI only host and port: never its user info.
+    let authority = req.uri().authority().map(|a| match a.port() {
+        Some(port) => format!("{}:{port}", a.host()),
+        None => a.host().to_owned(),
+    });
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    let host = headers.get(http::header::HOST).cloned().or(authority);
+    // What the client sent as `Host` is passed on only when it is a plain
+    // `host[:port]`: anything else could carry extra `Forwarded` elements
+    // or parameters, or a second `X-Forwarded-Host` value.
+    let host = match headers.get(http::header::HOST) {
+        Some(h) => h.to_str().ok().map(str::to_owned),
+        None => authority,
+    }
+    .filter(|h| is_host_authority(h));
     for name in [
         "x-forwarded-for",
         "x-forwarded-host",
@@ -118,22 +131,101 @@ pub fn prepare_upstream_request<B>(req: &mut http::Request<B>, by: &ForwardedBy)
     if let Ok(v) = HeaderValue::from_str(&peer) {
         headers.insert("x-forwarded-for", v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(by.proto));
+    // RFC 7239 §6: an IPv6 node is bracketed (and so quoted).
     let node = match by.peer {
-        IpAddr::V4(_) => peer.clone(),
-        IpAddr::V6(_) => format!("\"[{peer}]\""),
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(_) => format!("[{peer}]"),
     };
-    let mut forwarded = format!("for={node}");
-    if let Some(host) = host.as_ref().and_then(|h| h.to_str().ok()) {
+    let mut forwarded = format!("for={}", forwarded_value(&node));
+    if let Some(host) = &host {
         if let Ok(v) = HeaderValue::from_str(host) {
             headers.insert("x-forwarded-host", v);
         }
-        forwarded.push_str(&format!(";host={host}"));
+        forwarded.push_str(";host=");
+        forwarded.push_str(&forwarded_value(host));
     }
-    forwarded.push_str(&format!(";proto={}", by.proto));
+    // The scheme is the proxy's own, but a malformed one is left out
+    // rather than written into either header.
+    if is_uri_scheme(by.proto) {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(by.proto));
+        forwarded.push_str(";proto=");
+        forwarded.push_str(&forwarded_value(by.proto));
+    }
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         headers.insert("forwarded", v);
     }
+}
+
+/// Whether `s` is a `host[:port]` authority (RFC 3986 §3.2 without user
+/// info): a registered name of letters, digits, `-`, `.`, `_` and `~`, an
+/// IPv4 address, or a bracketed IPv6 address, then an optional port of 1
+/// to 5 digits, at most 65535. No `,`, `;`, `=`, `"`, `/`, `@`, space or
+/// non-ASCII byte gets through.
+fn is_host_authority(s: &str) -> bool {
+    let (host_ok, port) = if let Some(rest) = s.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, after)) => (
+                v6.parse::<std::net::Ipv6Addr>().is_ok(),
+                match after {
+                    "" => None,
+                    _ => match after.strip_prefix(':') {
+                        Some(p) => Some(p),
+                        None => return false,
+                    },
+                },
+            ),
+            None => return false,
+        }
+    } else {
+        let (host, port) = match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        };
+        (
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')),
+            port,
+        )
+    };
+    host_ok
+        && port.is_none_or(|p| {
+            !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+        })
+}
+
+/// Whether `s` is a URI scheme (RFC 3986 §3.1):
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_uri_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// A `Forwarded` parameter value (RFC 7239 §4): a `token` as it is,
+/// anything else as a `quoted-string` with `"` and `\` escaped. Callers
+/// pass only validated values; quoting is what keeps `:`, `[` and `]` (and
+/// anything a validator missed) inside the one parameter.
+fn forwarded_value(value: &str) -> std::borrow::Cow<'_, str> {
+    let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !value.is_empty() && value.bytes().all(is_tchar) {
+        return value.into();
+    }
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        if matches!(c, '"' | '\\') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted.into()
 }
 
 /// Whether `req` is a CORS preflight that [`crate::JwtAuth`] let through
@@ -186,5 +278,102 @@ mod tests {
             "for=\"[2001:db8::1]\";proto=http"
         );
         assert_eq!(req.headers()["x-forwarded-for"], "2001:db8::1");
+    }
+
+    fn forwarded_for(host: &str) -> http::Request<()> {
+        let mut req = http::Request::get("/")
+            .header("host", host)
+            .body(())
+            .unwrap();
+        let by = ForwardedBy::new("203.0.113.7".parse().unwrap(), "https");
+        prepare_upstream_request(&mut req, &by);
+        req
+    }
+
+    #[test]
+    fn a_host_cannot_add_forwarded_elements_or_parameters() {
+        for host in [
+            "api.example, for=10.0.0.1;host=internal",
+            "api.example;for=10.0.0.1",
+            "api.example\"",
+            "user@api.example",
+            "api.example/path",
+            "api.example:99999",
+            "api.example:",
+            "[::1",
+            "[not-v6]:443",
+            "",
+        ] {
+            let req = forwarded_for(host);
+            assert_eq!(
+                req.headers()["forwarded"],
+                "for=203.0.113.7;proto=https",
+                "Host {host:?}"
+            );
+            assert!(
+                req.headers().get("x-forwarded-host").is_none(),
+                "Host {host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_that_are_not_tokens_are_quoted_in_forwarded() {
+        let req = forwarded_for("[::1]:8080");
+        assert_eq!(
+            req.headers()["forwarded"],
+            "for=203.0.113.7;host=\"[::1]:8080\";proto=https"
+        );
+        assert_eq!(req.headers()["x-forwarded-host"], "[::1]:8080");
+        let req = forwarded_for("api.example:8443");
+        assert_eq!(
+            req.headers()["forwarded"],
+            "for=203.0.113.7;host=\"api.example:8443\";proto=https"
+        );
+        let req = forwarded_for("api.example");
+        assert_eq!(
+            req.headers()["forwarded"],
+            "for=203.0.113.7;host=api.example;proto=https"
+        );
+    }
+
+    #[test]
+    fn the_uri_authority_is_used_without_its_user_info() {
+        let mut req = http::Request::get("http://user:pw@api.example:8080/")
+            .body(())
+            .unwrap();
+        let by = ForwardedBy::new("203.0.113.7".parse().unwrap(), "http");
+        prepare_upstream_request(&mut req, &by);
+        assert_eq!(req.headers()["x-forwarded-host"], "api.example:8080");
+        assert_eq!(
+            req.headers()["forwarded"],
+            "for=203.0.113.7;host=\"api.example:8080\";proto=http"
+        );
+    }
+
+    #[test]
+    fn a_malformed_proto_is_left_out_not_written_or_panicked_on() {
+        for proto in ["https, for=1.2.3.4", "h\"s", "", "1http", "http\r\nx: y"] {
+            let mut req = http::Request::get("/")
+                .header("host", "api.example")
+                .body(())
+                .unwrap();
+            let by = ForwardedBy::new("203.0.113.7".parse().unwrap(), proto);
+            prepare_upstream_request(&mut req, &by);
+            assert_eq!(
+                req.headers()["forwarded"],
+                "for=203.0.113.7;host=api.example",
+                "proto {proto:?}"
+            );
+            assert!(req.headers().get("x-forwarded-proto").is_none());
+        }
+    }
+
+    #[test]
+    fn forwarded_values_escape_quotes_and_backslashes() {
+        assert_eq!(forwarded_value("a.b-c_1"), "a.b-c_1");
+        assert_eq!(forwarded_value("[::1]"), "\"[::1]\"");
+        assert_eq!(forwarded_value("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(forwarded_value(""), "\"\"");
     }
 }

@@ -1,6 +1,7 @@
 //! Turning a configuration into a verifier, naming the field of every error.
 
 use crate::{Algorithm, ConfigError, Key, KeyProvider, KeySet, TokenSource, VerifierBuilder};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +83,10 @@ impl VerifierConfig {
             if !(origin.starts_with("https://") || origin.starts_with("http://")) {
                 return Err(field_error(
                     "allowed_origins",
-                    format!("{origin:?} is not an origin (scheme://host[:port])"),
+                    format!(
+                        "{:?} is not an origin (scheme://host[:port])",
+                        redact_url(origin)
+                    ),
                 ));
             }
             b = b.allowed_origin(origin.trim_end_matches('/'));
@@ -119,10 +123,11 @@ impl VerifierConfig {
             Some(other) => {
                 return Err(field_error(
                     "dpop",
-                    format!("{other:?}: expected bearer, allowed or required"),
+                    format!("{}: expected bearer, allowed or required", echo(other)),
                 ))
             }
         };
+        let nonce_secret_field = self.dpop_nonce_secret_field()?;
         match policy {
             Some(policy) => {
                 let mut cfg = crate::dpop::DpopConfig::new(policy);
@@ -137,7 +142,13 @@ impl VerifierConfig {
                 if self.dpop_nonces == Some(true) {
                     cfg = cfg.require_nonces();
                 }
+                if nonce_secret_field.is_some() {
+                    cfg = self.apply_dpop_nonce_secret(cfg)?;
+                }
                 b = b.dpop(cfg);
+            }
+            None if nonce_secret_field.is_some() => {
+                return Err(self.dpop_nonce_secret_error("needs dpop = allowed or required"));
             }
             None if self.dpop_nonces == Some(true) => {
                 return Err(field_error(
@@ -157,6 +168,71 @@ impl VerifierConfig {
             b = b.realm(realm.clone());
         }
         Ok(b)
+    }
+
+    /// Which of `dpop_nonce_secret_env` and `dpop_nonce_secret_file` is set
+    /// (at most one may be).
+    fn dpop_nonce_secret_field(&self) -> Result<Option<&'static str>, ConfigError> {
+        match (&self.dpop_nonce_secret_env, &self.dpop_nonce_secret_file) {
+            // Only a file (or code) sets both: a variable clears the other.
+            (Some(_), Some(_)) => Err(ConfigError::Field {
+                field: "dpop_nonce_secret_env".into(),
+                env: None,
+                message: "give either dpop_nonce_secret_env or dpop_nonce_secret_file, not both"
+                    .into(),
+            }),
+            (Some(_), None) => Ok(Some("dpop_nonce_secret_env")),
+            (None, Some(_)) => Ok(Some("dpop_nonce_secret_file")),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// An error about the DPoP nonce secret, naming its field and, when it
+    /// comes from `KEYCARD_DPOP_NONCE_SECRET` or
+    /// `KEYCARD_DPOP_NONCE_SECRET_FILE`, that variable.
+    fn dpop_nonce_secret_error(&self, message: impl fmt::Display) -> ConfigError {
+        match (&self.dpop_nonce_secret_env, &self.dpop_nonce_secret_file) {
+            (Some(var), _) => ConfigError::Field {
+                field: "dpop_nonce_secret_env".into(),
+                env: (var == DPOP_NONCE_SECRET_ENV).then_some(DPOP_NONCE_SECRET_ENV),
+                message: message.to_string(),
+            },
+            _ => field_error("dpop_nonce_secret_file", message),
+        }
+    }
+
+    /// Read the DPoP nonce secret (from the variable `dpop_nonce_secret_env`
+    /// names, or the file `dpop_nonce_secret_file`) into `cfg`. No error
+    /// shows any of it.
+    fn apply_dpop_nonce_secret(
+        &self,
+        cfg: crate::dpop::DpopConfig,
+    ) -> Result<crate::dpop::DpopConfig, ConfigError> {
+        let (secret, named) = match (&self.dpop_nonce_secret_env, &self.dpop_nonce_secret_file) {
+            (Some(var), _) => {
+                let secret = std::env::var_os(var).ok_or_else(|| {
+                    self.dpop_nonce_secret_error(format!("the variable {var} is not set"))
+                })?;
+                (secret.into_encoded_bytes(), format!("the variable {var}"))
+            }
+            (None, Some(path)) => {
+                let mut secret = std::fs::read(path).map_err(|e| {
+                    self.dpop_nonce_secret_error(format!("cannot read {}: {e}", path.display()))
+                })?;
+                if secret.ends_with(b"\n") {
+                    secret.pop();
+                    if secret.ends_with(b"\r") {
+                        secret.pop();
+                    }
+                }
+                (secret, format!("the file {}", path.display()))
+            }
+            (None, None) => return Ok(cfg),
+        };
+        cfg.nonce_secret(&secret).map_err(|e| match e {
+            ConfigError::InvalidSetting(m) => self.dpop_nonce_secret_error(format!("{named}: {m}")),
+            other => self.dpop_nonce_secret_error(format!("{named}: {other}")),
+        })
     }
 
     /// Build the verifier (the configuration must name at least one provider).
@@ -186,6 +262,11 @@ impl VerifierConfig {
         let p = crate::Profile::by_name(profile, parameter).map_err(|e| match (profile, e) {
             ("auth0", ConfigError::InvalidSetting(m)) => field_error("role_claims", m),
             ("keycloak", ConfigError::InvalidSetting(m)) => field_error("client_id", m),
+            // Its message quotes the name: only as `echo` would.
+            (_, ConfigError::InvalidSetting(m)) => field_error(
+                "profile",
+                m.replace(&format!("{profile:?}"), &echo(profile)),
+            ),
             (_, e) => within("profile", e),
         })?;
         b = b.profile(p);
@@ -221,7 +302,7 @@ impl VerifierConfig {
         {
             return Err(field_error(
                 "cookie_name",
-                format!("{cookie:?} is not a cookie name"),
+                format!("{} is not a cookie name", echo(&cookie)),
             ));
         }
         let names = match &self.sources {
@@ -245,7 +326,7 @@ impl VerifierConfig {
                     _ => {
                         return Err(field_error(
                             "sources",
-                            format!("{other:?}: expected bearer, cookie or header:<name>"),
+                            format!("{}: expected bearer, cookie or header:<name>", echo(other)),
                         ))
                     }
                 },
@@ -295,7 +376,10 @@ impl VerifierConfig {
             if several {
                 let iss = issuer.unwrap_or_default();
                 if multi.issuers().any(|known| known == iss) {
-                    return Err(field_error(&at("issuer"), format!("{iss:?} appears twice")));
+                    return Err(field_error(
+                        &at("issuer"),
+                        format!("{:?} appears twice", redact_url(&iss)),
+                    ));
                 }
                 multi = multi.issuer(iss.clone(), keys);
                 b = b.issuer_with_audiences(

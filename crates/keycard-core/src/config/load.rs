@@ -19,7 +19,10 @@ impl VerifierConfig {
     }
 
     /// [`from_env`](Self::from_env) with variables from `get` (for tests and
-    /// other sources of settings).
+    /// other sources of settings). `KEYCARD_DPOP_NONCE_SECRET` holds a
+    /// secret: like a key's `secret_env`, it is read from the process
+    /// environment when the verifier is built, and `get` only says whether
+    /// it is set.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = match get(CONFIG_FILE_ENV) {
             Some(path) => Self::from_file(&path)?,
@@ -53,34 +56,7 @@ impl VerifierConfig {
         #[cfg(feature = "toml")]
         {
             toml::from_str(text).map_err(|e: toml::de::Error| {
-                // The message names the key; the position says where. The
-                // offending line itself is not repeated: it may hold a secret.
-                let (key, at) = match e.span() {
-                    Some(span) => {
-                        let start = span.start.min(text.len());
-                        let before = &text[..start];
-                        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-                        let line_no = before.matches('\n').count() + 1;
-                        let column = before[line_start..].chars().count() + 1;
-                        // The key of the line (the text before `=`) names the
-                        // field; what follows `=` is never shown.
-                        let line = &text[line_start..];
-                        let key = line
-                            .split('\n')
-                            .next()
-                            .and_then(|l| l.split_once('='))
-                            .map(|(k, _)| k.trim())
-                            .filter(|k| !k.is_empty() && !k.contains(['"', '\'']))
-                            .map(|k| format!("{k}: "));
-                        (key, format!(" (line {line_no}, column {column})"))
-                    }
-                    None => (None, String::new()),
-                };
-                ConfigError::InvalidSetting(format!(
-                    "{}{}{at}",
-                    key.unwrap_or_default(),
-                    e.message().trim_end(),
-                ))
+                ConfigError::InvalidSetting(describe_toml_error(text, e.message(), e.span()))
             })
         }
         #[cfg(not(feature = "toml"))]
@@ -108,7 +84,7 @@ impl VerifierConfig {
                 "0" | "false" | "no" | "off" => Ok(false),
                 other => Err(field_error(
                     field,
-                    format!("expected 1 or 0, got {other:?}"),
+                    format!("expected 1 or 0, got {}", echo(other)),
                 )),
             }
         }
@@ -219,6 +195,26 @@ impl VerifierConfig {
         if let Some(v) = var("dpop_nonces") {
             self.dpop_nonces = Some(flag("dpop_nonces", &v)?);
         }
+        // The secret itself is read when the verifier is built, from the
+        // process environment, like a key's `secret_env`: it is never kept
+        // in the configuration (which is `Debug`, `Serialize`, `Clone`).
+        let secret_env = var("dpop_nonce_secret_env").map(|_| ());
+        let secret_file = var("dpop_nonce_secret_file");
+        match (secret_env, secret_file) {
+            (Some(()), Some(_)) => return Err(field_error(
+                "dpop_nonce_secret_env",
+                "set either KEYCARD_DPOP_NONCE_SECRET or KEYCARD_DPOP_NONCE_SECRET_FILE, not both",
+            )),
+            (Some(()), None) => {
+                self.dpop_nonce_secret_env = Some(DPOP_NONCE_SECRET_ENV.to_owned());
+                self.dpop_nonce_secret_file = None;
+            }
+            (None, Some(path)) => {
+                self.dpop_nonce_secret_file = Some(PathBuf::from(path));
+                self.dpop_nonce_secret_env = None;
+            }
+            (None, None) => {}
+        }
         if let Some(v) = var("resource") {
             self.resource = Some(v);
         }
@@ -239,4 +235,138 @@ fn nonempty_list(field: &str, value: &str) -> Result<Vec<String>, ConfigError> {
         return Err(field_error(field, "set but empty"));
     }
     Ok(items)
+}
+
+/// A TOML error as the field, what is wrong and where: never the value
+/// found there, nor the line it is on, which may hold a secret (serde's
+/// `invalid type: string "..."` repeats the value; toml's `Display` quotes
+/// the line).
+#[cfg(feature = "toml")]
+fn describe_toml_error(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let what = describe_serde_message(message.trim_end());
+    let Some(span) = span else {
+        return what;
+    };
+    let start = floor_char_boundary(text, span.start.min(text.len()));
+    let before = &text[..start];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_no = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].split('\n').next().unwrap_or_default();
+    match toml_key(line, start - line_start) {
+        Some(key) => format!("{key}: {what} (line {line_no}, column {column})"),
+        None => format!("{what} (line {line_no}, column {column})"),
+    }
+}
+
+#[cfg(feature = "toml")]
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The field a TOML error at byte `at` of `line` is about: the key of the
+/// nearest `key =` before it (`alg` in `keys = [{ alg = 7 }]`), else the
+/// line's first key, else the table a header names. Only a field keycard
+/// knows is named, so nothing else from the line can come out.
+#[cfg(feature = "toml")]
+fn toml_key(line: &str, at: usize) -> Option<&'static str> {
+    fn known(candidate: &str) -> Option<&'static str> {
+        let name = candidate.trim().rsplit('.').next()?.trim();
+        [
+            struct_fields::<VerifierConfig>(),
+            struct_fields::<ProviderConfig>(),
+            struct_fields::<KeyConfig>(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|f| **f == name)
+        .copied()
+    }
+    let prefix = &line[..floor_char_boundary(line, at.min(line.len()))];
+    let nearest = prefix.rfind('=').and_then(|eq| {
+        let key = prefix[..eq].trim_end();
+        let from = key
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        known(&key[from..])
+    });
+    nearest
+        .or_else(|| line.split_once('=').and_then(|(k, _)| known(k)))
+        .or_else(|| {
+            let header = line.trim().trim_start_matches('[');
+            known(header.split(']').next()?)
+        })
+}
+
+/// serde's message without the value it quotes: `invalid type: string
+/// "hunter2", expected u64` becomes `invalid type: string, expected u64`.
+/// Field and variant names from keycard's own types stay.
+#[cfg(feature = "toml")]
+fn describe_serde_message(message: &str) -> String {
+    for kind in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(kind) {
+            // The expected part comes from keycard's types; the unexpected
+            // one is `string "..."`, `integer `5``, `map`, ...
+            let (found, expected) = rest
+                .rsplit_once(", expected ")
+                .map_or((rest, None), |(f, e)| (f, Some(e)));
+            let found = found
+                .split(['"', '`', '\''])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let found = if !found.is_empty()
+                && found.len() <= 20
+                && found.bytes().all(|b| b.is_ascii_lowercase() || b == b' ')
+            {
+                found
+            } else {
+                "a value"
+            };
+            return match expected {
+                Some(e) => format!("{kind}{found}, expected {}", scrub(e)),
+                None => format!("{kind}{found}"),
+            };
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ") {
+        let expected = rest.split_once(", expected ").map(|(_, e)| e);
+        return match expected {
+            Some(e) => format!("unknown variant, expected {}", scrub(e)),
+            None => "unknown variant".into(),
+        };
+    }
+    scrub(message)
+}
+
+/// Anything quoted in a message is kept only when it is punctuation
+/// (`` `=` ``) or a lower-case identifier such as a field name: a value,
+/// or a key that looks like one, becomes `…`.
+#[cfg(feature = "toml")]
+fn scrub(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        out.push_str(&rest[..open]);
+        let quote = &rest[open..=open];
+        let after = &rest[open + 1..];
+        let (inner, next) = match after.find(quote) {
+            Some(close) => (&after[..close], &after[close + 1..]),
+            None => (after, ""),
+        };
+        let safe = inner.chars().count() <= 2
+            || (inner.len() <= 40
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        out.push_str(quote);
+        out.push_str(if safe { inner } else { "…" });
+        out.push_str(quote);
+        rest = next;
+    }
+    out.push_str(rest);
+    out
 }

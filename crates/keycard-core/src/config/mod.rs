@@ -34,7 +34,16 @@
 //! ([`crate::Verifier::readiness`]) once the keys arrive.
 //!
 //! Settings that weaken validation keep their `insecure_` names here too.
+//!
+//! Secrets never appear in the configuration itself, nor in what it shows:
+//! HMAC keys and the DPoP nonce secret come from an environment variable
+//! or a file, `Debug` hides the credentials of URLs
+//! (`redis://<redacted>@host:6379`), and errors name a field (in a TOML
+//! file, with its line and column) and what is wrong, never a value that
+//! could be a secret.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -49,8 +58,9 @@ use build::*;
 use load::*;
 
 /// Everything a [`crate::Verifier`] needs, as data. See the
-/// [module documentation](self) for the format.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// [module documentation](self) for the format. `Debug` shows URLs without
+/// their user name and password.
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct VerifierConfig {
@@ -146,13 +156,27 @@ pub struct VerifierConfig {
     /// Require DPoP server nonces (env `KEYCARD_DPOP_NONCES=1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_nonces: Option<bool>,
+    /// The DPoP nonce secret shared by every node of a cluster, from this
+    /// environment variable (at least 32 bytes; implies `dpop_nonces`).
+    /// The environment variable `KEYCARD_DPOP_NONCE_SECRET` holds the
+    /// secret itself and sets this to its own name: like `secret_env`, the
+    /// secret is read from the process environment when the verifier is
+    /// built, and never kept in the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_nonce_secret_env: Option<String>,
+    /// The DPoP nonce secret, from this file (trailing newline removed; env
+    /// `KEYCARD_DPOP_NONCE_SECRET_FILE`). At most one of this and
+    /// `dpop_nonce_secret_env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_nonce_secret_file: Option<PathBuf>,
     /// The realm in `WWW-Authenticate` challenges (env `KEYCARD_REALM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
 }
 
-/// One source of keys: fixed keys, a JWKS URL, or OIDC discovery.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// One source of keys: fixed keys, a JWKS URL, or OIDC discovery. `Debug`
+/// shows URLs without their user name and password.
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ProviderConfig {
@@ -215,7 +239,8 @@ pub struct KeyConfig {
     pub pem: Option<String>,
 }
 
-/// The environment variable each top-level field is read from.
+/// The environment variable each top-level field is read from. Every one is
+/// in the configuration table of the README (a test checks both ways).
 const ENV_NAMES: &[(&str, &str)] = &[
     ("providers[0].issuer", "KEYCARD_ISSUER"),
     ("providers[0].jwks_url", "KEYCARD_JWKS_URL"),
@@ -230,6 +255,10 @@ const ENV_NAMES: &[(&str, &str)] = &[
     (
         "providers[0].insecure_allow_http_loopback",
         "KEYCARD_ALLOW_HTTP",
+    ),
+    (
+        "providers[0].insecure_any_issuer",
+        "KEYCARD_INSECURE_ANY_ISSUER",
     ),
     ("audiences", "KEYCARD_AUDIENCE"),
     ("algorithms", "KEYCARD_ALGORITHMS"),
@@ -255,11 +284,17 @@ const ENV_NAMES: &[(&str, &str)] = &[
     ("resource", "KEYCARD_RESOURCE"),
     ("dpop", "KEYCARD_DPOP"),
     ("dpop_nonces", "KEYCARD_DPOP_NONCES"),
+    // Holds the secret itself; sets `dpop_nonce_secret_env` to its name.
+    ("dpop_nonce_secret_env", "KEYCARD_DPOP_NONCE_SECRET"),
+    ("dpop_nonce_secret_file", "KEYCARD_DPOP_NONCE_SECRET_FILE"),
     ("scopes_supported", "KEYCARD_SCOPES_SUPPORTED"),
 ];
 
 /// The environment variable that names a TOML file to start from.
 pub const CONFIG_FILE_ENV: &str = "KEYCARD_CONFIG";
+
+/// The environment variable that holds the DPoP nonce secret itself.
+const DPOP_NONCE_SECRET_ENV: &str = "KEYCARD_DPOP_NONCE_SECRET";
 
 fn field_error(field: &str, message: impl std::fmt::Display) -> ConfigError {
     ConfigError::Field {
@@ -302,7 +337,220 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, ConfigError> {
     match name.parse::<Algorithm>() {
         Ok(a) => Ok(a),
         Err(_) => Err(ConfigError::InvalidSetting(format!(
-            "unknown algorithm {name:?}"
+            "unknown algorithm {}",
+            echo(name)
         ))),
     }
 }
+
+/// A wrong value as an error may repeat it: quoted when it is a short word
+/// (`"maybe"`, `"query"`), otherwise only its length. A secret set in the
+/// wrong variable (`KEYCARD_DPOP` for `KEYCARD_DPOP_NONCE_SECRET`) is
+/// never shown: every secret keycard takes has at least 32 bytes.
+fn echo(value: &str) -> String {
+    if value.len() <= 24
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" -_.:/<>".contains(&b))
+    {
+        format!("{value:?}")
+    } else {
+        format!("<{} bytes, not shown>", value.len())
+    }
+}
+
+impl fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so that a new field cannot be forgotten here.
+        let Self {
+            providers,
+            audiences,
+            algorithms,
+            leeway_secs,
+            max_lifetime_secs,
+            max_token_bytes,
+            profile,
+            client_id,
+            role_claims,
+            scope_claims,
+            require_subject,
+            sources,
+            cookie_name,
+            allowed_origins,
+            trust_forwarded_origin,
+            insecure_plain_http_origin,
+            cache_size,
+            revocation_url,
+            resource,
+            scopes_supported,
+            dpop,
+            dpop_nonces,
+            dpop_nonce_secret_env,
+            dpop_nonce_secret_file,
+            realm,
+        } = self;
+        f.debug_struct("VerifierConfig")
+            .field("providers", providers)
+            .field("audiences", audiences)
+            .field("algorithms", algorithms)
+            .field("leeway_secs", leeway_secs)
+            .field("max_lifetime_secs", max_lifetime_secs)
+            .field("max_token_bytes", max_token_bytes)
+            .field("profile", profile)
+            .field("client_id", client_id)
+            .field("role_claims", role_claims)
+            .field("scope_claims", scope_claims)
+            .field("require_subject", require_subject)
+            .field("sources", sources)
+            .field("cookie_name", cookie_name)
+            .field(
+                "allowed_origins",
+                &allowed_origins
+                    .iter()
+                    .map(|o| redact_url(o))
+                    .collect::<Vec<_>>(),
+            )
+            .field("trust_forwarded_origin", trust_forwarded_origin)
+            .field("insecure_plain_http_origin", insecure_plain_http_origin)
+            .field("cache_size", cache_size)
+            .field("revocation_url", &revocation_url.as_deref().map(redact_url))
+            .field("resource", &resource.as_deref().map(redact_url))
+            .field("scopes_supported", scopes_supported)
+            .field("dpop", dpop)
+            .field("dpop_nonces", dpop_nonces)
+            .field("dpop_nonce_secret_env", dpop_nonce_secret_env)
+            .field("dpop_nonce_secret_file", dpop_nonce_secret_file)
+            .field("realm", realm)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            issuer,
+            jwks_url,
+            audiences,
+            keys,
+            jwks_cooldown_secs,
+            jwks_max_staleness_secs,
+            insecure_any_issuer,
+            insecure_allow_http_loopback,
+        } = self;
+        f.debug_struct("ProviderConfig")
+            .field("issuer", &issuer.as_deref().map(redact_url))
+            .field("jwks_url", &jwks_url.as_deref().map(redact_url))
+            .field("audiences", audiences)
+            .field("keys", keys)
+            .field("jwks_cooldown_secs", jwks_cooldown_secs)
+            .field("jwks_max_staleness_secs", jwks_max_staleness_secs)
+            .field("insecure_any_issuer", insecure_any_issuer)
+            .field("insecure_allow_http_loopback", insecure_allow_http_loopback)
+            .finish()
+    }
+}
+
+/// `url` as it may be shown in `Debug` output and errors: its user info
+/// replaced (`redis://user:pw@host:6379/0` becomes
+/// `redis://<redacted>@host:6379/0`) and the values of credential query
+/// parameters (`?password=...`) hidden; the rest stays readable. As with
+/// keycard-redis's `redact_url`, everything up to the last `@` after the
+/// scheme counts as user info: a password with a raw `/`, `?` or `#` is
+/// not valid in a URL but is what people write.
+pub(crate) fn redact_url(url: &str) -> Cow<'_, str> {
+    let (head, rest, had_user) = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => (format!("{scheme}://<redacted>@"), &rest[at + 1..], true),
+            None => (format!("{scheme}://"), rest, false),
+        },
+        None => (String::new(), url, false),
+    };
+    let (before_fragment, fragment) = match rest.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (rest, None),
+    };
+    let query = before_fragment.split_once('?');
+    let secret_query = query.is_some_and(|(_, q)| q.split('&').any(is_credential_parameter));
+    if !had_user && !secret_query {
+        return Cow::Borrowed(url);
+    }
+    let mut shown = head;
+    match query {
+        Some((path, q)) => {
+            shown.push_str(path);
+            shown.push('?');
+            let params: Vec<Cow<'_, str>> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if is_credential_parameter(p) => format!("{k}=<redacted>").into(),
+                    _ => p.into(),
+                })
+                .collect();
+            shown.push_str(&params.join("&"));
+        }
+        None => shown.push_str(before_fragment),
+    }
+    if let Some(f) = fragment {
+        shown.push('#');
+        shown.push_str(f);
+    }
+    Cow::Owned(shown)
+}
+
+/// Whether a query parameter (`name=value`) carries a credential.
+fn is_credential_parameter(param: &str) -> bool {
+    let name = param.split_once('=').map_or(param, |(k, _)| k);
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "user"
+            | "username"
+            | "pass"
+            | "password"
+            | "secret"
+            | "token"
+            | "access_token"
+            | "client_secret"
+            | "api_key"
+            | "apikey"
+    ) && param.contains('=')
+}
+
+/// The field names a serde struct accepts, as its `Deserialize` declares
+/// them: for naming fields in errors without repeating what was found.
+#[cfg(any(test, feature = "toml"))]
+pub(crate) fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Self::Error::custom("fields recorded"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
+}
+
+#[cfg(test)]
+mod tests;

@@ -89,10 +89,11 @@ impl Verifier {
         let Some(path) = target else {
             return Err("the adapter did not pass the request target");
         };
-        let path = path.split(['?', '#']).next().unwrap_or("/");
-        if !path.is_empty() && !path.starts_with('/') {
+        // An origin-form request target (RFC 9112 §3.2.1) begins with `/`.
+        if !path.starts_with('/') {
             return Err("the request target is not a path");
         }
+        let path = path.split(['?', '#']).next().unwrap_or("/");
         let mut url = match self
             .0
             .dpop
@@ -112,6 +113,12 @@ impl Verifier {
                 let mut scheme = if csrf.plain_http { "http" } else { "https" };
                 let mut host = single("host");
                 if csrf.trust_forwarded {
+                    // A forwarded host that is there but unreadable (not
+                    // text, or repeated) never falls back to `Host`.
+                    let present = headers.header_values("x-forwarded-host").next().is_some();
+                    if present && single("x-forwarded-host").is_none() {
+                        return Err("the X-Forwarded-Host header is not one text value");
+                    }
                     if let Some(h) = single("x-forwarded-host") {
                         host = Some(h);
                         match single("x-forwarded-proto") {
@@ -122,7 +129,7 @@ impl Verifier {
                     }
                 }
                 let host = host.ok_or("no Host header to build the request URL from")?;
-                dpop::normalize_origin(scheme, host.trim())
+                dpop::normalize_origin(scheme, host.trim_matches([' ', '\t']))
                     .ok_or("the Host header is not a host[:port] authority")?
             }
         };
