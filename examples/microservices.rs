@@ -5,7 +5,7 @@
 //! (actix-web) verify every token again through the auth service's JWKS.
 //! See docs/architecture.md.
 //!
-//! `cargo run --example microservices` prints the four base URLs. Environment:
+//! `cargo run --features actix --example microservices` prints the four base URLs. Environment:
 //! `KEYCARD_REDIS_URL` (or `KEYCARD_REDIS_CLUSTER`, or
 //! `KEYCARD_REDIS_SENTINELS` with `KEYCARD_REDIS_SENTINEL_SERVICE`) shares
 //! revocation and refresh state through Redis;

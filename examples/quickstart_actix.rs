@@ -1,7 +1,7 @@
 //! The keycard demo API on actix-web, with the same contract as the axum
 //! quickstart (including `GET /ready`, `GET /metrics`, the environment and
 //! the graceful stop on SIGTERM/SIGINT). Run:
-//! `cargo run --example quickstart_actix --features actix`.
+//! `cargo run --features actix --example quickstart_actix`.
 
 mod common;
 

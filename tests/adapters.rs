@@ -486,3 +486,62 @@ fn every_rejection_is_an_error_made_from_the_core_error() {
     contract::<keycard::actix::AuthRejection, _>(auth);
     contract::<keycard::actix::SessionRejection, _>(session);
 }
+
+/// Errors that point at the fix: a claims type that does not fit names
+/// the field and says missing or mistyped; a guard outside its layer says
+/// the order may be wrong; a token sent two ways says so.
+#[tokio::test]
+async fn errors_point_at_the_fix() {
+    use keycard::axum::RequireRoles;
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Needs {
+        tenant: String,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        roles: u8,
+    }
+    let token = access("alice", &["user"]);
+    let bearer = |path: &str| {
+        Request::get(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let app = axum::Router::new()
+        .route("/needs", get(|_: Claims<Needs>| async { "" }))
+        .route("/typed", get(|_: Claims<Typed>| async { "" }))
+        .layer(JwtAuth::new(verifier()));
+    let (s, body) = axum_get(app.clone(), bearer("/needs")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("missing field `tenant`"), "{body}");
+    let (s, body) = axum_get(app.clone(), bearer("/typed")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("wrong type"), "{body}");
+    assert!(!body.contains("user"), "no claim value is repeated: {body}");
+
+    // The guard outside the layer (axum runs the last `.layer` first).
+    let wrong_order = axum::Router::new()
+        .route("/admin", get(|| async { "" }))
+        .layer(JwtAuth::new(verifier()))
+        .layer(RequireRoles::any_of(["admin"]));
+    let (s, body) = axum_get(wrong_order, bearer("/admin")).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("wrong order"), "{body}");
+
+    // A header and a cookie together.
+    let req = Request::get("/needs")
+        .header("authorization", format!("Bearer {token}"))
+        .header("cookie", format!("keycard_access={token}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("two token sources"), "{challenge}");
+}

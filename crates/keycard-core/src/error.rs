@@ -102,7 +102,7 @@ impl AuthErrorKind {
             Self::NotYetValid => "the token is not valid yet",
             Self::InvalidLifetime => "the token lifetime is invalid",
             Self::MissingClaim => "the token lacks a required claim",
-            Self::InvalidClaimType => "a token claim has the wrong type",
+            Self::InvalidClaimType => "a token claim is missing or has the wrong type",
             Self::WrongIssuer => "the token issuer is not accepted",
             Self::WrongAudience => "the token audience is not accepted",
             Self::WrongTokenType => "the token is not of the expected type",
@@ -112,7 +112,9 @@ impl AuthErrorKind {
             Self::CrossSiteRequest => "cross-site request refused",
             Self::StoreUnavailable => "the authentication store is unavailable",
             Self::KeysUnavailable => "the verification keys are unavailable",
-            Self::LayerMissing => "the keycard JwtAuth layer is missing for this route",
+            Self::LayerMissing => {
+                "no keycard JwtAuth layer ran before this guard or extractor: the JwtAuth layer is missing for this route, or in the wrong order (it must wrap the role guard: in axum, add `.layer(JwtAuth::new(..))` after `.route_layer(RequireRoles::..)`; in actix-web, `.wrap(JwtAuth::new(..))` after the guard's `.wrap`)"
+            }
             Self::InvalidDpopProof => "the DPoP proof is invalid",
             Self::UseDpopNonce => "the DPoP proof must carry the server nonce",
             Self::BindingMismatch => "the token's key binding does not fit the request",
@@ -192,6 +194,9 @@ pub struct AuthError {
     dpop: Option<Arc<DpopChallenge>>,
     scope: Option<Arc<str>>,
     detail: Option<Cow<'static, str>>,
+    /// What the client may be told beyond the kind's sentence (never a
+    /// token, claim value or secret: static texts and field names only).
+    public: Option<Cow<'static, str>>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -205,6 +210,7 @@ impl AuthError {
             dpop: None,
             scope: None,
             detail: None,
+            public: None,
             source: None,
         }
     }
@@ -281,6 +287,38 @@ impl AuthError {
         self
     }
 
+    /// Attach a detail that is also told to the client, after the kind's
+    /// sentence in `error_description` (and kept for logs): only static
+    /// texts and names from the application's own types, never a value
+    /// taken from the token or the request.
+    #[must_use]
+    pub(crate) fn with_public_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        let detail = detail.into();
+        self.detail = Some(detail.clone());
+        self.public = Some(detail);
+        self
+    }
+
+    /// The `error_description` sent to the client: the kind's sentence,
+    /// and what the request got wrong where that can be told safely (e.g.
+    /// "the request carrying the token is malformed: token sent by more
+    /// than one method").
+    pub fn error_description(&self) -> Cow<'static, str> {
+        match &self.public {
+            None => Cow::Borrowed(self.kind.description()),
+            Some(p) => {
+                let mut out = String::from(self.kind.description());
+                out.push_str(": ");
+                out.extend(
+                    p.chars()
+                        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                        .take(160),
+                );
+                Cow::Owned(out)
+            }
+        }
+    }
+
     /// Attach an internal detail for logs (never sent to clients).
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
@@ -337,7 +375,7 @@ impl AuthError {
             out.push_str(", error=\"");
             out.push_str(code);
             out.push_str("\", error_description=\"");
-            out.push_str(self.kind.description());
+            out.push_str(&self.error_description());
             out.push('"');
         }
         if let (AuthErrorKind::InsufficientRole | AuthErrorKind::InsufficientScope, Some(scope)) =
@@ -379,7 +417,7 @@ impl AuthError {
         });
         serde_json::json!({
             "error": code,
-            "error_description": self.kind.description(),
+            "error_description": self.error_description(),
         })
         .to_string()
     }

@@ -199,6 +199,26 @@ impl fmt::Debug for IssuedToken {
     }
 }
 
+/// The compact JWS, ready for an `Authorization: Bearer` header or a
+/// response body: `format!("Bearer {issued}")`.
+impl fmt::Display for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.token)
+    }
+}
+
+impl AsRef<str> for IssuedToken {
+    fn as_ref(&self) -> &str {
+        &self.token
+    }
+}
+
+impl From<IssuedToken> for String {
+    fn from(t: IssuedToken) -> Self {
+        t.token
+    }
+}
+
 struct IssuerSettings {
     ring: Arc<KeyRing>,
     issuer: Option<String>,
@@ -269,6 +289,30 @@ impl TokenIssuer {
             refresh_ttl: DEFAULT_REFRESH_TTL,
             session_ttl: DEFAULT_SESSION_TTL,
         }
+    }
+
+    /// An access token for `sub` carrying `claims` (any `Serialize` type
+    /// that is a JSON object, e.g. `serde_json::json!({"roles": ["admin"]})`),
+    /// as the string to send: the one call to mint a token.
+    ///
+    /// ```
+    /// use keycard_core::{SigningKey, TokenIssuer};
+    ///
+    /// let issuer = TokenIssuer::builder(SigningKey::hs256(b"an-example-secret-of-32-bytes-or-more")?)
+    ///     .build()?;
+    /// let token: String = issuer.access_token("alice", &serde_json::json!({"roles": ["admin"]}))?;
+    /// assert_eq!(token.split('.').count(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// For its `jti` and expiry, or a refresh token or a session, see
+    /// [`TokenIssuer::issue`] and [`crate::session`].
+    pub fn access_token<C: Serialize + ?Sized>(
+        &self,
+        sub: &str,
+        claims: &C,
+    ) -> Result<String, IssueError> {
+        Ok(self.issue(TokenType::Access, sub, None, claims)?.token)
     }
 
     /// Issue a token of type `kind` for `sub`, in session `sid` (if any),
@@ -592,4 +636,35 @@ pub fn random_id() -> String {
     // The OS RNG failing is unrecoverable for a security library.
     getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
     crate::b64::encode(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minting_a_token_is_one_call_and_the_token_prints_as_itself() {
+        let issuer = TokenIssuer::builder(SigningKey::hs256([5u8; 32]).unwrap())
+            .build()
+            .unwrap();
+        let token = issuer
+            .access_token("alice", &serde_json::json!({"roles": ["admin"]}))
+            .unwrap();
+        let verifier = issuer.verifier().build().unwrap();
+        let crate::Attempt::Done(Ok(v)) = verifier.verify_now(&token) else {
+            panic!("the minted token does not verify")
+        };
+        assert_eq!(v.subject(), Some("alice"));
+        assert_eq!(v.roles(), ["admin"]);
+        let issued = issuer
+            .issue(TokenType::Access, "bob", None, &serde_json::json!({}))
+            .unwrap();
+        assert_eq!(issued.to_string(), issued.token);
+        assert_eq!(AsRef::<str>::as_ref(&issued), issued.token);
+        assert!(
+            !format!("{issued:?}").contains(&issued.token),
+            "Debug redacts"
+        );
+        assert_eq!(String::from(issued.clone()), issued.token);
+    }
 }

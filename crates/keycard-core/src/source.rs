@@ -115,7 +115,9 @@ impl Sources {
                     // which case the first configured source wins. Either way
                     // a bad first token never falls back to the second.
                     if !self.allow_multiple_methods {
-                        return Err(SourceError::Malformed("token sent by more than one method"));
+                        return Err(SourceError::Malformed(
+                            "two token sources in one request (e.g. an Authorization header and a cookie): send the token one way",
+                        ));
                     }
                 } else {
                     chosen = Some(found);

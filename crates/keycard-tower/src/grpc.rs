@@ -60,7 +60,7 @@ impl<B: Default> Rejection<B> for GrpcRejection {
             "grpc-status",
             HeaderValue::from(u16::from(grpc_status(&error))),
         );
-        if let Ok(v) = HeaderValue::from_str(&grpc_message(error.kind().description())) {
+        if let Ok(v) = HeaderValue::from_str(&grpc_message(&error.error_description())) {
             headers.insert("grpc-message", v);
         }
         if let Some(v) = error

@@ -277,7 +277,15 @@ impl Inner {
                 metrics::gauge!(crate::observe::names::JWKS_AGE).set(0.0);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
+                // Never claim keys that were never fetched.
+                if self.key_count() == 0 {
+                    tracing::warn!(
+                        error = %e,
+                        "JWKS fetch failed and no keys were ever fetched: tokens are refused (503) until a fetch succeeds"
+                    );
+                } else {
+                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the last good keys");
+                }
                 metrics::counter!(crate::observe::names::JWKS_FETCHES, "result" => "error")
                     .increment(1);
                 *lock(&self.last_error) = Some(e.clone());

@@ -426,9 +426,9 @@ impl Verifier {
             Ok(Some(t)) => t,
             Ok(None) => return Attempt::Done(Err(self.err(AuthErrorKind::Missing.into()))),
             Err(SourceError::Malformed(why)) => {
-                return Attempt::Done(Err(
-                    self.err(AuthError::new(AuthErrorKind::MalformedRequest).with_detail(why))
-                ))
+                return Attempt::Done(Err(self.err(
+                    AuthError::new(AuthErrorKind::MalformedRequest).with_public_detail(why),
+                )))
             }
         };
         if found == Found::Cookie {

@@ -136,11 +136,13 @@ impl Verified {
     /// that does not fit the type is an `invalid_token` error.
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T, AuthError> {
         crate::parse::from_payload(&self.inner.payload, std::marker::PhantomData).map_err(|e| {
+            // The field name comes from the application's own type, and
+            // the error never quotes a value: safe to tell the client.
             AuthError::new(AuthErrorKind::InvalidClaimType)
                 .with_realm(self.inner.claims_config.realm.clone())
                 .with_resource_metadata(self.inner.claims_config.resource_metadata.clone())
-                .with_detail(format!(
-                    "claims do not fit the requested type: {}",
+                .with_public_detail(format!(
+                    "the claims do not fit the handler's claims type ({})",
                     crate::parse::json_error_detail(&e)
                 ))
         })
