@@ -443,10 +443,20 @@ pub(crate) fn remote_keys(
             crate::jwks::RemoteJwks::builder(url.clone()),
             at("jwks_url"),
         ),
-        (None, Some(iss)) => (
-            crate::jwks::RemoteJwks::from_issuer(iss.clone()),
-            at("issuer"),
-        ),
+        (None, Some(iss)) => {
+            // Discovery starts from the issuer: a value that is no URL
+            // would build and then fail every fetch, forever.
+            crate::jwks::check_url(iss, p.insecure_allow_http_loopback == Some(true)).map_err(
+                |e| match e {
+                    crate::jwks::JwksError::Config(c) => within(&at("issuer"), c),
+                    other => field_error(&at("issuer"), other),
+                },
+            )?;
+            (
+                crate::jwks::RemoteJwks::from_issuer(iss.clone()),
+                at("issuer"),
+            )
+        }
         (None, None) => {
             return Err(field_error(
                 &at("jwks_url"),
@@ -505,7 +515,8 @@ pub(crate) fn key_from_config(k: &KeyConfig) -> Result<Key, ConfigError> {
     let key = if let Some(var) = &k.secret_env {
         let secret = std::env::var(var)
             .map_err(|_| field_error("secret_env", format!("the variable {var} is not set")))?;
-        Key::hmac(alg, secret.as_bytes())?
+        Key::hmac(alg, secret.as_bytes())
+            .map_err(|e| field_error("secret_env", format!("the variable {var}: {e}")))?
     } else if let Some(path) = &k.secret_file {
         let secret = std::fs::read(path).map_err(|e| {
             field_error(
@@ -515,7 +526,8 @@ pub(crate) fn key_from_config(k: &KeyConfig) -> Result<Key, ConfigError> {
         })?;
         let secret = secret.strip_suffix(b"\n").unwrap_or(&secret);
         let secret = secret.strip_suffix(b"\r").unwrap_or(secret);
-        Key::hmac(alg, secret)?
+        Key::hmac(alg, secret)
+            .map_err(|e| field_error("secret_file", format!("the file {}: {e}", path.display())))?
     } else if let Some(path) = &k.pem_file {
         let pem = std::fs::read(path)
             .map_err(|e| field_error("pem_file", format!("cannot read {}: {e}", path.display())))?;

@@ -56,7 +56,25 @@ impl VerifierConfig {
         #[cfg(feature = "toml")]
         {
             toml::from_str(text).map_err(|e: toml::de::Error| {
-                ConfigError::InvalidSetting(describe_toml_error(text, e.message(), e.span()))
+                let mut message = describe_toml_error(text, e.message(), e.span());
+                // Say why an inline secret is refused, not only that the
+                // field is unknown.
+                if [
+                    "`secret`",
+                    "`client_secret`",
+                    "`password`",
+                    "`nonce_secret`",
+                ]
+                .iter()
+                .any(|f| e.message().starts_with(&format!("unknown field {f}")))
+                {
+                    message.push_str(
+                        ": secrets are never written in the configuration (it is read, logged \
+                         and committed); name where the secret is instead: `secret_env` (an \
+                         environment variable) or `secret_file` (a file)",
+                    );
+                }
+                ConfigError::InvalidSetting(message)
             })
         }
         #[cfg(not(feature = "toml"))]

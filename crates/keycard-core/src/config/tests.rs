@@ -630,3 +630,48 @@ fn the_nonce_secret_is_named_in_toml_never_written_there() {
     assert!(got.contains("unknown field `dpop_nonce_secret`"), "{got}");
     assert!(!got.contains("SECRET\""), "{got}");
 }
+
+/// Configuration that builds but cannot work is refused with the setting,
+/// its variable and what to do.
+#[cfg(all(feature = "toml", feature = "jwks"))]
+#[test]
+fn configuration_errors_point_at_the_fix() {
+    // An issuer that is no URL, used for discovery.
+    let cfg = VerifierConfig::from_toml_str(
+        "[[providers]]\nissuer = \"idp.example.com\"\naudiences = [\"api\"]\n",
+    )
+    .unwrap();
+    let e = cfg.build().unwrap_err().to_string();
+    assert!(
+        e.contains("providers[0].issuer") && e.contains("KEYCARD_ISSUER"),
+        "{e}"
+    );
+    assert!(e.contains("https://"), "{e}");
+    // Plain http names its switch.
+    let cfg = VerifierConfig::from_toml_str(
+        "[[providers]]\nissuer = \"http://idp.example.com\"\naudiences = [\"api\"]\n",
+    )
+    .unwrap();
+    let e = cfg.build().unwrap_err().to_string();
+    assert!(e.contains("KEYCARD_ALLOW_HTTP=1"), "{e}");
+    // A short secret names the variable that held it.
+    std::env::set_var("KEYCARD_TEST_SHORT_SECRET_FOR_ERRORS", "short");
+    let cfg = VerifierConfig::from_toml_str(
+        "[[providers]]\nissuer = \"https://idp.example.com\"\naudiences = [\"api\"]\nkeys = [{ alg = \"HS256\", secret_env = \"KEYCARD_TEST_SHORT_SECRET_FOR_ERRORS\" }]\n",
+    )
+    .unwrap();
+    let e = cfg.build().unwrap_err().to_string();
+    assert!(e.contains("KEYCARD_TEST_SHORT_SECRET_FOR_ERRORS"), "{e}");
+    assert!(!e.contains("short\""), "{e}");
+    // An inline secret says why it is refused.
+    let e = VerifierConfig::from_toml_str(
+        "[[providers]]\nissuer = \"https://idp.example.com\"\nkeys = [{ alg = \"HS256\", secret = \"inline-secret-value-of-32-bytes!!\" }]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("secret_env") && e.contains("never written"),
+        "{e}"
+    );
+    assert!(!e.contains("inline-secret-value"), "{e}");
+}

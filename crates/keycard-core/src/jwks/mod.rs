@@ -285,17 +285,26 @@ pub fn redact_url(url: &str) -> String {
 /// by explicit opt-in. Errors never show credentials in the URL.
 pub(crate) fn check_url(url: &str, allow_http_loopback: bool) -> Result<Url, JwksError> {
     let parsed = Url::parse(url).map_err(|e| {
-        ConfigError::InvalidSetting(format!("invalid URL {}: {e}", redact_url(url)))
+        let hint = if url.contains("://") {
+            ""
+        } else {
+            " (a URL starts with https://)"
+        };
+        ConfigError::InvalidSetting(format!("invalid URL {}: {e}{hint}", redact_url(url)))
     })?;
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if allow_http_loopback && is_loopback(&parsed) => Ok(parsed),
         "http" => Err(ConfigError::InvalidSetting(format!(
-            "{} is plain http: use https (plain http is allowed only for loopback, by explicit opt-in)",
+            "{} is plain http: use https (plain http is allowed only for a loopback host, by explicit opt-in: `insecure_allow_http_loopback()` in code, `insecure_allow_http_loopback = true` in TOML, or KEYCARD_ALLOW_HTTP=1)",
             redact_url(url)
         ))
         .into()),
-        other => Err(ConfigError::InvalidSetting(format!("unsupported URL scheme {other:?}")).into()),
+        other => Err(ConfigError::InvalidSetting(format!(
+            "unsupported URL scheme {other:?} in {}: use https://",
+            redact_url(url)
+        ))
+        .into()),
     }
 }
 

@@ -430,6 +430,15 @@ impl VerifierBuilder {
             None if self.keys.is_empty() => return Err(ConfigError::NoKey),
             None => Arc::new(self.keys),
         };
+        if self.audiences.is_empty() && self.issuer_audiences.is_empty() && !self.ignore_audience {
+            // It can work (tokens without `aud`, such as Cognito access
+            // tokens), and it half works for most providers: say so once.
+            tracing::info!(
+                "keycard verifier built without an audience: tokens that carry `aud` will be refused \
+                 (RFC 7519 4.1.3); configure the audience this service accepts \
+                 (VerifierBuilder::audience, KEYCARD_AUDIENCE)"
+            );
+        }
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
         if leeway > MAX_LEEWAY {
             return Err(ConfigError::InvalidSetting("leeway above 5 minutes".into()));

@@ -344,8 +344,13 @@ impl Verifier {
         } else if !f.aud.is_empty() && !s.ignore_audience {
             // RFC 7519 §4.1.3: a recipient that does not identify itself with
             // a value in `aud` must reject the token.
-            return Err(AuthError::new(AuthErrorKind::WrongAudience)
-                .with_detail("token has an audience but the verifier has none configured"));
+            return Err(
+                AuthError::new(AuthErrorKind::WrongAudience).with_public_detail(
+                    "the token names an audience and this service has none configured to check it \
+                 against (RFC 7519 4.1.3): configure the service's audience \
+                 (VerifierBuilder::audience, or KEYCARD_AUDIENCE)",
+                ),
+            );
         }
         if s.require_sub && f.sub.is_none() {
             return Err(AuthError::new(AuthErrorKind::MissingClaim).with_detail("sub"));
