@@ -194,9 +194,9 @@ pub struct AuthError {
     dpop: Option<Arc<DpopChallenge>>,
     scope: Option<Arc<str>>,
     detail: Option<Cow<'static, str>>,
-    /// What the client may be told beyond the kind's sentence (never a
-    /// token, claim value or secret: static texts and field names only).
-    public: Option<Cow<'static, str>>,
+    /// Whether `detail` may be told to the client too (never a token,
+    /// claim value or secret: static texts and field names only).
+    public: bool,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -210,7 +210,7 @@ impl AuthError {
             dpop: None,
             scope: None,
             detail: None,
-            public: None,
+            public: false,
             source: None,
         }
     }
@@ -293,9 +293,8 @@ impl AuthError {
     /// taken from the token or the request.
     #[must_use]
     pub(crate) fn with_public_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
-        let detail = detail.into();
-        self.detail = Some(detail.clone());
-        self.public = Some(detail);
+        self.detail = Some(detail.into());
+        self.public = true;
         self
     }
 
@@ -304,7 +303,7 @@ impl AuthError {
     /// "the request carrying the token is malformed: token sent by more
     /// than one method").
     pub fn error_description(&self) -> Cow<'static, str> {
-        match &self.public {
+        match self.detail.as_ref().filter(|_| self.public) {
             None => Cow::Borrowed(self.kind.description()),
             Some(p) => {
                 let mut out = String::from(self.kind.description());
@@ -323,6 +322,7 @@ impl AuthError {
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
         self.detail = Some(detail.into());
+        self.public = false;
         self
     }
 
