@@ -194,7 +194,11 @@ impl VerifierConfig {
         match (&self.dpop_nonce_secret_env, &self.dpop_nonce_secret_file) {
             (Some(var), _) => ConfigError::Field {
                 field: "dpop_nonce_secret_env".into(),
-                env: (var == DPOP_NONCE_SECRET_ENV).then_some(DPOP_NONCE_SECRET_ENV),
+                // Compares the variable's name, not the secret.
+                env: var
+                    .as_str()
+                    .eq(DPOP_NONCE_SECRET_ENV)
+                    .then_some(DPOP_NONCE_SECRET_ENV),
                 message: message.to_string(),
             },
             _ => field_error("dpop_nonce_secret_file", message),
