@@ -853,7 +853,11 @@ mod typed_mode {
         let mut c = claims();
         c["sub"] = json!("boom");
         vec![
-            hs256(&c, None, b"not-the-verifier's-secret-0123456789abcdef"),
+            hs256(
+                &c,
+                Some("at+jwt"),
+                b"not-the-verifier's-secret-0123456789abcdef",
+            ),
             // A valid signature of other bytes, pasted on.
             {
                 let good = at(&claims());
@@ -913,6 +917,91 @@ mod typed_mode {
             let actix = actix_web::rt::System::new().block_on(actix_status(&v, &genuine));
             assert_eq!(actix, 200, "{what}: actix-web, genuine");
         }
+    }
+
+    /// A provider keyed by issuer that does not say so (`needs_issuer`
+    /// stays false) and answers a lookup without `iss` with every key: the
+    /// typed mode, which looks the key up before the payload is read, must
+    /// still decide as the untyped path (which passes `iss`) does. Issuer
+    /// B's name on a token signed with issuer A's key is refused in both.
+    #[test]
+    fn a_provider_that_ignores_iss_wrongly_decides_as_the_untyped_path() {
+        // Not `Watching`: its counter belongs to the test beside this one.
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Sub {
+            sub: String,
+        }
+        #[derive(Debug)]
+        struct ByIssuer(Vec<(String, Arc<Key>)>);
+        impl keycard::keys::KeyProvider for ByIssuer {
+            fn lookup(
+                &self,
+                issuer: Option<&str>,
+                _kid: Option<&str>,
+                alg: &str,
+            ) -> keycard::keys::KeyLookup {
+                let keys: Vec<Arc<Key>> = self
+                    .0
+                    .iter()
+                    .filter(|(i, k)| {
+                        issuer.is_none_or(|want| want == i) && format!("{:?}", k.algorithm()) == alg
+                    })
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                if keys.is_empty() {
+                    keycard::keys::KeyLookup::NotFound
+                } else {
+                    keycard::keys::KeyLookup::Found(keys)
+                }
+            }
+        }
+        let secret_a = b"issuer-a-secret-0123456789abcdef0123456789";
+        let secret_b = b"issuer-b-secret-0123456789abcdef0123456789";
+        let v = Verifier::builder()
+            .key_provider(Arc::new(ByIssuer(vec![
+                (
+                    "https://a.test".into(),
+                    Arc::new(Key::hs256(secret_a).unwrap()),
+                ),
+                (
+                    "https://b.test".into(),
+                    Arc::new(Key::hs256(secret_b).unwrap()),
+                ),
+            ])))
+            .issuer("https://a.test")
+            .issuer("https://b.test")
+            .audience(AUD)
+            .build()
+            .unwrap();
+        let mut c = claims();
+        c["iss"] = json!("https://b.test");
+        let forged = hs256(&c, Some("at+jwt"), secret_a);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {forged}").parse().unwrap());
+        let untyped = v.authenticate_now_at("GET", None, &headers);
+        assert!(
+            matches!(untyped, keycard::adapter::Attempt::Done(Err(_))),
+            "untyped"
+        );
+        let (typed, t) = v.authenticate_now_typed::<Sub, _>("GET", None, &headers);
+        assert!(
+            matches!(typed, keycard::adapter::Attempt::Done(Err(_))),
+            "typed"
+        );
+        assert!(t.is_none());
+        // B's own token passes both ways.
+        let genuine = hs256(&c, Some("at+jwt"), secret_b);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            format!("Bearer {genuine}").parse().unwrap(),
+        );
+        let (typed, _) = v.authenticate_now_typed::<Sub, _>("GET", None, &headers);
+        assert!(
+            matches!(typed, keycard::adapter::Attempt::Done(Ok(_))),
+            "genuine, typed"
+        );
     }
 
     async fn tower_status(v: &Verifier, token: &str) -> u16 {

@@ -794,3 +794,97 @@ fn a_proof_flood_from_one_key_does_not_deny_other_clients() {
         );
     }
 }
+
+/// A `cnf` naming a confirmation method keycard cannot check (a client
+/// certificate's `x5t#S256`, RFC 8705; a `jwk`, `jku` or `kid`, RFC 7800)
+/// refuses the token: it would otherwise pass as a plain bearer token,
+/// and a stolen certificate-bound token would work without the
+/// certificate. On every adapter, in the default and the typed mode.
+#[test]
+fn a_confirmation_method_keycard_cannot_check_refuses_the_token() {
+    let v = verifier_builder().build().unwrap();
+    for cnf in [
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}}),
+        json!({"kid": "k1"}),
+        json!({"JKT": "abc"}),
+        json!({"jkt": "abc", "x5t#S256": "def"}),
+    ] {
+        let mut c = claims();
+        c["cnf"] = cnf.clone();
+        let token = at(&c);
+        for adapter in ADAPTERS {
+            for (mode, a) in [
+                (
+                    "default",
+                    call(adapter, &v, &Call::get("/me").bearer(&token)),
+                ),
+                (
+                    "typed",
+                    call_typed(adapter, &v, &Call::get("/me").bearer(&token)),
+                ),
+            ] {
+                expect(
+                    &a,
+                    401,
+                    Some("invalid_token"),
+                    &format!("{adapter:?} {mode} {cnf}"),
+                );
+            }
+        }
+    }
+    // Without `cnf`, the same claims pass.
+    let ok = call(Adapter::Tower, &v, &Call::get("/me").bearer(&at(&claims())));
+    expect(&ok, 200, None, "no cnf");
+}
+
+/// Over HTTP/2 a request names its host in `:authority` (the URI's
+/// authority) and sends no `Host`: the tower layer lets the authority stand
+/// in for it, validated the same way, so DPoP without a configured origin
+/// works over HTTP/2 too.
+#[test]
+fn over_http2_the_authority_stands_for_host() {
+    let alice = alice();
+    let token = bound_token(&alice.jkt());
+    let v = verifier_builder()
+        .dpop(DpopConfig::new(DpopPolicy::Allowed))
+        .build()
+        .unwrap();
+    let status = |uri: &str, proof: String| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use tower::{service_fn, Layer, ServiceExt};
+                let handler = service_fn(|_req: http::Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+                });
+                let req = http::Request::get(uri)
+                    .version(http::Version::HTTP_2)
+                    .header("authorization", format!("DPoP {token}"))
+                    .header("dpop", proof)
+                    .body(String::new())
+                    .unwrap();
+                keycard::tower::JwtAuth::new(v.clone())
+                    .layer(handler)
+                    .oneshot(req)
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+    };
+    let proof = || alice.proof_for_url("GET", "https://api.test/me", &token);
+    assert_eq!(
+        status("https://api.test/me", proof()),
+        200,
+        ":authority as Host"
+    );
+    assert_eq!(status("/me", proof()), 401, "neither Host nor :authority");
+    let other = alice.proof_for_url("GET", "https://other.test/me", &token);
+    assert_eq!(
+        status("https://api.test/me", other),
+        401,
+        "a proof for another authority"
+    );
+}

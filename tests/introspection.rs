@@ -490,3 +490,34 @@ fn one_rule_set_for_local_cached_and_introspected_tokens() {
         assert_eq!(a.status, 401, "cached and {what}: {a:?}");
     }
 }
+
+/// With audiences configured per issuer, an introspection answer that
+/// names no `iss` (and so selects no list) and no `aud` is refused: no
+/// audience check may be skipped.
+#[test]
+fn an_answer_without_iss_is_refused_when_audiences_are_per_issuer() {
+    let s = server();
+    let v = Verifier::builder()
+        .key(Key::hs256(common::SECRET).unwrap())
+        .issuer_with_audiences(ISS, ["api"])
+        .introspection(introspector(&s).cache_ttl(Duration::ZERO).build().unwrap())
+        .build()
+        .unwrap();
+    let exp = now() + 600;
+    for adapter in ADAPTERS {
+        let bare = call(
+            adapter,
+            &v,
+            &bearer(&answered(&json!({"sub": "x", "exp": exp}))),
+        );
+        assert_eq!(bare.status, 401, "{adapter:?}: {bare:?}");
+        let named = call(
+            adapter,
+            &v,
+            &bearer(&answered(
+                &json!({"sub": "x", "exp": exp, "iss": ISS, "aud": "api"}),
+            )),
+        );
+        assert_eq!(named.status, 200, "{adapter:?}: {named:?}");
+    }
+}

@@ -116,7 +116,7 @@ impl DpopConfig {
             nonce_secret: None,
             replay: None,
             local_capacity: 1_000_000,
-            per_key_capacity: 100_000,
+            per_key_capacity: 10_000,
         }
     }
 
@@ -185,10 +185,13 @@ impl DpopConfig {
 
     /// Bound the in-memory replay cache: at most `total` live proofs in
     /// all (default 1,000,000), and at most `per_key` live proofs for one
-    /// client key within the proof window (default 100,000). A key past its
-    /// share gets 401 `invalid_dpop_proof` for the rest of the window; the
-    /// other clients are not affected. Only when every share together
-    /// exceeds `total` does a request get 503.
+    /// client key within the proof window (default 10,000: 160 requests a
+    /// second for one key over a 60 s window). A key past its share gets
+    /// 401 `invalid_dpop_proof` for the rest of the window, and other
+    /// clients are not affected by it. Only clients holding tokens bound to
+    /// `total / per_key` (default 100) different keys, flooding together
+    /// within one window, can fill the cache; then new proofs get 503 (fail
+    /// closed) until the window passes. Size both to your traffic.
     #[must_use]
     pub fn replay_capacity(mut self, total: usize, per_key: usize) -> Self {
         self.local_capacity = total.max(1);

@@ -122,7 +122,7 @@ pub mod adapter {
     pub use crate::admit::{
         Admission, Admitted, BodyHint, PendingAdmission, PreparedClaims, Target,
     };
-    pub use crate::source::{Found, RequestHeaders};
+    pub use crate::source::{Found, RequestHeaders, WithAuthority};
     pub use crate::verify::{Anonymous, Attempt, AuthMode, AuthState, PendingVerification};
 }
 

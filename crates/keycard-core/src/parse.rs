@@ -642,7 +642,10 @@ pub(crate) struct PayloadFacts<'a> {
     pub(crate) cnf_jkt: Option<Str<'a>>,
 }
 
-/// `cnf` (RFC 7800): only `jkt` is read; the rest is walked for duplicates.
+/// `cnf` (RFC 7800): only `jkt` (RFC 9449) is a confirmation method keycard
+/// can check. Any other member (`x5t#S256` of RFC 8705, `jwk`, `jku`,
+/// `kid`, ...) binds the token to something keycard cannot verify, so the
+/// token is refused rather than accepted as a plain bearer token.
 struct Cnf<'a>(Option<Str<'a>>);
 
 impl<'de> Deserialize<'de> for Cnf<'de> {
@@ -659,7 +662,9 @@ impl<'de> Deserialize<'de> for Cnf<'de> {
                     if key == "jkt" {
                         jkt = Some(map.next_value::<Str<'de>>()?);
                     } else {
-                        map.next_value::<NoDuplicates>()?;
+                        return Err(de::Error::custom(
+                            "cnf names a confirmation method keycard cannot check",
+                        ));
                     }
                     Ok(())
                 })?;

@@ -27,6 +27,36 @@ impl RequestHeaders for http::HeaderMap {
     }
 }
 
+/// A request's headers and the authority of its URI: over HTTP/2 and
+/// HTTP/3 a request names its host in `:authority` and sends no `Host`, so
+/// an adapter that has the URI answers `host` from it when the headers have
+/// none. Everything that reads `Host` (the CSRF origin check, the URL a
+/// DPoP proof must name) then sees the same, validated as a `Host` is.
+#[derive(Debug, Clone, Copy)]
+pub struct WithAuthority<'a, H: ?Sized> {
+    headers: &'a H,
+    authority: Option<&'a str>,
+}
+
+impl<'a, H: RequestHeaders + ?Sized> WithAuthority<'a, H> {
+    /// `headers`, with `authority` (the URI's, if it has one) standing in
+    /// for a missing `Host`.
+    pub fn new(headers: &'a H, authority: Option<&'a str>) -> Self {
+        Self { headers, authority }
+    }
+}
+
+impl<H: RequestHeaders + ?Sized> RequestHeaders for WithAuthority<'_, H> {
+    fn header_values<'b>(&'b self, name: &str) -> impl Iterator<Item = &'b [u8]> {
+        let fallback = if name == "host" && self.headers.header_values("host").next().is_none() {
+            self.authority.map(str::as_bytes)
+        } else {
+            None
+        };
+        self.headers.header_values(name).chain(fallback)
+    }
+}
+
 /// A plain list of `(name, value)` pairs, useful in tests and for callers
 /// that hold headers in their own structure.
 impl RequestHeaders for [(&str, &str)] {

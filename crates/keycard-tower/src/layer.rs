@@ -29,7 +29,7 @@ pub(crate) type Prepare = fn(
     AuthMode,
     &str,
     keycard_core::adapter::Target<'_>,
-    &http::HeaderMap,
+    &keycard_core::adapter::WithAuthority<'_, http::HeaderMap>,
     &mut http::Extensions,
 ) -> Admission;
 
@@ -38,7 +38,7 @@ fn prepare<T>(
     mode: AuthMode,
     method: &str,
     target: keycard_core::adapter::Target<'_>,
-    headers: &http::HeaderMap,
+    headers: &keycard_core::adapter::WithAuthority<'_, http::HeaderMap>,
     extensions: &mut http::Extensions,
 ) -> Admission
 where

@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use keycard_core::adapter::{BodyHint, Target};
+use keycard_core::adapter::{BodyHint, Target, WithAuthority};
 use keycard_core::{Admission, Admitted, AuthMode, Verifier};
 use tower_service::Service;
 
@@ -63,7 +63,7 @@ where
                 self.mode,
                 req.method().as_str(),
                 Target::path(full_path(req.uri(), req.extensions())).body(body_hint(req.body())),
-                req.headers(),
+                &WithAuthority::new(req.headers(), req.uri().authority().map(|a| a.as_str())),
             ),
             Some(prepare) => {
                 let (mut parts, body) = req.into_parts();
@@ -73,7 +73,7 @@ where
                     self.mode,
                     parts.method.as_str(),
                     Target::path(&path).body(body_hint(&body)),
-                    &parts.headers,
+                    &WithAuthority::new(&parts.headers, parts.uri.authority().map(|a| a.as_str())),
                     &mut parts.extensions,
                 );
                 req = Request::from_parts(parts, body);

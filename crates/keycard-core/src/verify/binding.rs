@@ -234,12 +234,18 @@ impl Verifier {
             Some(store) => {
                 let verifier = self.clone();
                 let key = crate::b64::encode(&key);
+                // Relative to the store's clock: the rest of the proof's
+                // window as this node sees it, plus one whole window, so
+                // that a node whose clock runs behind this one's (by less
+                // than a window) never accepts the proof after the record
+                // is gone.
+                let window = secs(state.cfg.max_age).saturating_add(secs(state.cfg.leeway));
+                let ttl = std::time::Duration::from_secs(
+                    u64::try_from(until.saturating_sub(now).saturating_add(window))
+                        .unwrap_or(0)
+                        .max(1),
+                );
                 Attempt::Pending(PendingVerification::replay(Box::pin(async move {
-                    // Relative to the store's clock: the rest of the
-                    // proof's window as this node sees it, at least 1 s.
-                    let ttl = std::time::Duration::from_secs(
-                        u64::try_from(until.saturating_sub(now)).unwrap_or(0).max(1),
-                    );
                     match store.first_use(&key, ttl).await {
                         Ok(true) => Ok(v),
                         Ok(false) => Err(verifier.err(

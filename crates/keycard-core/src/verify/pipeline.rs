@@ -117,10 +117,18 @@ impl Verifier {
             _ => return None,
         };
         let key = self.signed_by(keys.keys(), token, u.signing_input_len)?;
-        Some(Attempt::Done(match walked(u, walk) {
-            Ok(p) => self.accept(token, key, p, found),
-            Err(e) => Err(self.err(e)),
-        }))
+        let p = match walked(u, walk) {
+            Ok(p) => p,
+            Err(e) => return Some(Attempt::Done(Err(self.err(e)))),
+        };
+        // The key was found without `iss` (the provider says lookups do
+        // not depend on it); a provider that says so wrongly must still
+        // decide as the untyped path does, which looks up with `iss`.
+        let same = s.keys.lookup(p.iss(), p.kid.as_deref(), p.alg);
+        if !same.keys().iter().any(|k| Arc::ptr_eq(k, key)) {
+            return None;
+        }
+        Some(Attempt::Done(self.accept(token, key, p, found)))
     }
 
     /// Re-check a cached token: `Some(Ok)` still valid, `Some(Err)` no longer
@@ -328,6 +336,12 @@ impl Verifier {
         let audiences = if s.issuer_audiences.is_empty() {
             &s.audiences[..]
         } else {
+            if f.iss.is_none() && s.audiences.is_empty() {
+                // Audiences are set per issuer, and the answer names none:
+                // no list applies, and none may be skipped.
+                return Err(AuthError::new(AuthErrorKind::MissingClaim)
+                    .with_detail("iss (audiences are configured per issuer)"));
+            }
             s.audiences_for(f.iss.as_ref().map(|t| t.as_str(payload)))
         };
         if !audiences.is_empty() {
