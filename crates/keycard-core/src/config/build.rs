@@ -83,9 +83,11 @@ impl VerifierConfig {
             if !(origin.starts_with("https://") || origin.starts_with("http://")) {
                 return Err(field_error(
                     "allowed_origins",
+                    // Not a URL: it may be anything pasted here, a secret
+                    // too, so only a short plain word is repeated.
                     format!(
-                        "{:?} is not an origin (scheme://host[:port])",
-                        redact_url(origin)
+                        "{} is not an origin (scheme://host[:port])",
+                        echo(&redact_url(origin))
                     ),
                 ));
             }
