@@ -87,7 +87,11 @@ impl VerifierConfig {
                     // too, so only a short plain word is repeated.
                     format!(
                         "{} is not an origin (scheme://host[:port])",
-                        echo(&redact_url(origin))
+                        if origin.contains("://") {
+                            format!("{:?}", redact_url(origin))
+                        } else {
+                            echo(origin)
+                        }
                     ),
                 ));
             }
