@@ -55,27 +55,55 @@ fn client() -> Client {
 }
 
 fn proof(c: &Client, token: &str) -> String {
+    proof_at(c, token, keycard_core::unix_now())
+}
+
+/// A proof made at `iat` (by a client whose clock says so).
+fn proof_at(c: &Client, token: &str, iat: i64) -> String {
     let mut h = Header::new(Algorithm::ES256);
     h.typ = Some("dpop+jwt".into());
     h.jwk = Some(serde_json::from_value(Value::Object(c.jwk.clone())).unwrap());
     let claims = json!({
         "jti": keycard_core::random_id(), "htm": "GET", "htu": "https://api.test/orders",
-        "iat": keycard_core::unix_now(), "ath": access_token_hash(token),
+        "iat": iat, "ath": access_token_hash(token),
     });
     jsonwebtoken::encode(&h, &claims, &c.encoding).unwrap()
 }
 
 fn node(stores: &RedisStores) -> Verifier {
-    Verifier::builder()
-        .key(Key::hs256(SECRET).unwrap())
-        .audience("api")
-        .dpop(
-            DpopConfig::new(DpopPolicy::Required)
-                .public_origin("https://api.test")
-                .replay_store(stores.dpop_replay()),
+    node_with(stores, |b| b)
+}
+
+/// A node, with `tune` applied to its builder (a clock, a leeway).
+fn node_with(
+    stores: &RedisStores,
+    tune: impl FnOnce(keycard_core::VerifierBuilder) -> keycard_core::VerifierBuilder,
+) -> Verifier {
+    tune(
+        Verifier::builder()
+            .key(Key::hs256(SECRET).unwrap())
+            .audience("api"),
+    )
+    .dpop(
+        DpopConfig::new(DpopPolicy::Required)
+            .public_origin("https://api.test")
+            .replay_store(stores.dpop_replay()),
+    )
+    .build()
+    .unwrap()
+}
+
+/// Two nodes' stores on `redis`, under a fresh prefix.
+async fn two_nodes(redis: &RedisServer) -> (RedisStores, RedisStores) {
+    let prefix = prefix();
+    let connect = || {
+        RedisStores::connect_with(
+            RedisConfig::new(redis.url())
+                .prefix(prefix.clone())
+                .timeout(Duration::from_millis(500)),
         )
-        .build()
-        .unwrap()
+    };
+    (connect().await.unwrap(), connect().await.unwrap())
 }
 
 async fn present(v: &Verifier, token: &str, proof: &str) -> Result<(), AuthErrorKind> {
@@ -92,15 +120,7 @@ async fn present(v: &Verifier, token: &str, proof: &str) -> Result<(), AuthError
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_used_on_one_node_is_refused_on_another_and_an_outage_fails_closed() {
     let mut redis = RedisServer::start().unwrap();
-    let prefix = prefix();
-    let connect = || {
-        RedisStores::connect_with(
-            RedisConfig::new(redis.url())
-                .prefix(prefix.clone())
-                .timeout(Duration::from_millis(500)),
-        )
-    };
-    let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
+    let (a, b) = two_nodes(&redis).await;
     let (node_a, node_b) = (node(&a), node(&b));
     let c = client();
     let token = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
@@ -141,30 +161,14 @@ async fn a_proof_used_on_one_node_is_refused_on_another_and_an_outage_fails_clos
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_clock_lags_redis_still_records_proofs() {
     let redis = RedisServer::start().unwrap();
-    let prefix = prefix();
-    let connect = || {
-        RedisStores::connect_with(
-            RedisConfig::new(redis.url())
-                .prefix(prefix.clone())
-                .timeout(Duration::from_millis(500)),
-        )
-    };
-    let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
+    let (a, b) = two_nodes(&redis).await;
     // Past the proof window (60 s + 5 s), within the token leeway.
     let lag = -200;
     let lagging = |stores: &RedisStores| {
-        Verifier::builder()
-            .key(Key::hs256(SECRET).unwrap())
-            .audience("api")
-            .leeway(Duration::from_secs(300))
-            .clock(std::sync::Arc::new(keycard_core::SkewedClock(lag)))
-            .dpop(
-                DpopConfig::new(DpopPolicy::Required)
-                    .public_origin("https://api.test")
-                    .replay_store(stores.dpop_replay()),
-            )
-            .build()
-            .unwrap()
+        node_with(stores, |b| {
+            b.leeway(Duration::from_secs(300))
+                .clock(std::sync::Arc::new(keycard_core::SkewedClock(lag)))
+        })
     };
     let (node_a, node_b) = (lagging(&a), lagging(&b));
     let c = client();
@@ -176,18 +180,7 @@ async fn a_node_whose_clock_lags_redis_still_records_proofs() {
         .issue_bound("alice", None, &json!({}), &thumbprint(&c.jwk).unwrap())
         .unwrap()
         .token;
-    let mut h = Header::new(Algorithm::ES256);
-    h.typ = Some("dpop+jwt".into());
-    h.jwk = Some(serde_json::from_value(Value::Object(c.jwk.clone())).unwrap());
-    let p = jsonwebtoken::encode(
-        &h,
-        &json!({
-            "jti": keycard_core::random_id(), "htm": "GET", "htu": "https://api.test/orders",
-            "iat": now, "ath": access_token_hash(&token),
-        }),
-        &c.encoding,
-    )
-    .unwrap();
+    let p = proof_at(&c, &token, now);
     assert_eq!(present(&node_a, &token, &p).await, Ok(()));
     assert_eq!(
         present(&node_b, &token, &p).await,

@@ -15,6 +15,20 @@ fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 }
 
 /// A file of its own under the temporary directory.
+trait Refusal {
+    /// The error `apply` refuses this configuration with.
+    fn refusal(&self) -> String;
+}
+
+impl Refusal for VerifierConfig {
+    fn refusal(&self) -> String {
+        self.apply(crate::Verifier::builder())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    }
+}
+
 fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let path =
         std::env::temp_dir().join(format!("keycard-config-unit-{}-{name}", std::process::id()));
@@ -102,10 +116,7 @@ fn errors_about_urls_never_show_their_passwords() {
     ] {
         let got = VerifierConfig::from_vars(vars(&[(name, value)]))
             .unwrap()
-            .apply(crate::Verifier::builder())
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+            .refusal();
         assert!(got.contains(name), "{got}");
         assert!(!got.contains("PW-"), "{got}");
         assert!(got.contains("<redacted>@"), "{got}");
@@ -137,10 +148,7 @@ fn a_secret_set_in_the_wrong_variable_is_never_shown() {
     // A short word is still quoted, to say what was wrong.
     let got = VerifierConfig::from_vars(vars(&[("KEYCARD_DPOP", "maybe")]))
         .unwrap()
-        .apply(crate::Verifier::builder())
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+        .refusal();
     assert_eq!(
         got,
         "dpop (KEYCARD_DPOP): \"maybe\": expected bearer, allowed or required"
@@ -552,11 +560,7 @@ fn a_nonce_secret_needs_dpop_and_only_one_source() {
         dpop_nonce_secret_env: Some("SOME_NONCE_VAR".into()),
         ..VerifierConfig::default()
     };
-    let got = named
-        .apply(crate::Verifier::builder())
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
+    let got = named.refusal();
     assert_eq!(
         got,
         "dpop_nonce_secret_env: needs dpop = allowed or required"
@@ -566,10 +570,7 @@ fn a_nonce_secret_needs_dpop_and_only_one_source() {
         dpop_nonce_secret_file: Some("/nonexistent/keycard-nonce".into()),
         ..named.clone()
     }
-    .apply(crate::Verifier::builder())
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    .refusal();
     assert!(
         got.starts_with("dpop_nonce_secret_env: give either"),
         "{got}"
@@ -578,10 +579,7 @@ fn a_nonce_secret_needs_dpop_and_only_one_source() {
         dpop: Some("allowed".into()),
         ..named.clone()
     }
-    .apply(crate::Verifier::builder())
-    .map(|_| ())
-    .unwrap_err()
-    .to_string();
+    .refusal();
     assert_eq!(
         got,
         "dpop_nonce_secret_env: the variable SOME_NONCE_VAR is not set"

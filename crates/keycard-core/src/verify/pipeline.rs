@@ -240,14 +240,36 @@ impl Verifier {
             },
             &mut claims_map,
         )?;
-        Ok(Verified {
+        Ok(self.verified(
+            (Some(key.alg), p.kid, p.typ),
+            p.facts,
+            exp,
+            p.payload,
+            claims_map,
+            found,
+        ))
+    }
+
+    /// A [`Verified`] of what passed the rules: the header's `alg`, `kid`
+    /// and `typ` (none for an introspection answer), the facts, `exp`, the
+    /// payload, and the claims object if a rule already parsed it.
+    fn verified(
+        &self,
+        (alg, kid, typ): (Option<Algorithm>, Option<HeaderText>, Option<HeaderText>),
+        facts: crate::parse::Facts,
+        exp: i64,
+        payload: Vec<u8>,
+        claims_map: Option<serde_json::Map<String, Value>>,
+        found: Found,
+    ) -> Verified {
+        Verified {
             inner: Arc::new(VerifiedInner {
-                alg: Some(key.alg),
-                kid: p.kid,
-                typ: p.typ,
-                facts: p.facts,
+                alg,
+                kid,
+                typ,
+                facts,
                 exp,
-                payload: p.payload,
+                payload,
                 registered: std::sync::OnceLock::new(),
                 claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
                     let cell = std::sync::OnceLock::new();
@@ -256,11 +278,11 @@ impl Verifier {
                 }),
                 roles: std::sync::OnceLock::new(),
                 scopes: std::sync::OnceLock::new(),
-                claims_config: s.claims_config.clone(),
+                claims_config: self.0.claims_config.clone(),
             }),
             found,
             cached: false,
-        })
+        }
     }
 
     /// Whether `exp` (when there is one), `nbf` and `iat` hold now, with
@@ -429,26 +451,6 @@ impl Verifier {
         )
         .map_err(|e| self.err(e))?;
         let exp = exp.unwrap_or(now);
-        Ok(Verified {
-            inner: Arc::new(VerifiedInner {
-                alg: None,
-                kid: None,
-                typ: None,
-                facts,
-                exp,
-                payload,
-                registered: std::sync::OnceLock::new(),
-                claims_json: claims_map.map_or_else(std::sync::OnceLock::new, |c| {
-                    let cell = std::sync::OnceLock::new();
-                    let _ = cell.set(c);
-                    cell
-                }),
-                roles: std::sync::OnceLock::new(),
-                scopes: std::sync::OnceLock::new(),
-                claims_config: s.claims_config.clone(),
-            }),
-            found,
-            cached: false,
-        })
+        Ok(self.verified((None, None, None), facts, exp, payload, claims_map, found))
     }
 }
