@@ -306,7 +306,7 @@ impl TokenIssuer {
     /// ```
     ///
     /// For its `jti` and expiry, or a refresh token or a session, see
-    /// [`TokenIssuer::issue`] and [`crate::session`].
+    /// [`TokenIssuer::issue`] and [`crate::Sessions`].
     pub fn access_token<C: Serialize + ?Sized>(
         &self,
         sub: &str,
