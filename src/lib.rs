@@ -6,6 +6,31 @@
 //! the token), `exp` required, `iss`/`aud` enforced once configured, bounded
 //! input, access and refresh tokens never interchangeable, RFC 6750 errors.
 //!
+//! Verify a token and read its claims:
+//!
+//! ```
+//! use keycard::{Key, SigningKey, TokenIssuer, Verifier};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Me { sub: String, roles: Vec<String> }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let secret = b"an-example-secret-of-32-bytes-or-more";
+//! // The front desk mints a token ...
+//! let issuer = TokenIssuer::builder(SigningKey::hs256(secret)?).audience("my-api").build()?;
+//! let token = issuer.access_token("alice", &serde_json::json!({"roles": ["admin"]}))?;
+//! // ... and the door lock checks it.
+//! let verifier = Verifier::builder().key(Key::hs256(secret)?).audience("my-api").build()?;
+//! let verified = verifier.verify(&token).await?;
+//! let me: Me = verified.claims()?;
+//! assert_eq!((me.sub.as_str(), me.roles[0].as_str()), ("alice", "admin"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Protect an axum route (the same layer serves plain tower; actix-web has
+//! its own middleware in [`actix`]):
+//!
 //! ```
 //! use axum::{body::Body, http::{Request, StatusCode}, routing::get, Router};
 //! use keycard::axum::{Claims, JwtAuth};
@@ -36,10 +61,15 @@
 //! |---|---|---|
 //! | `aws-lc-rs` | yes | the aws-lc-rs crypto backend (fast) |
 //! | `rust-crypto` | no | the pure-Rust RustCrypto backend; if both are on, aws-lc-rs is used |
-//! | `tower` | yes | [`tower`]: the `JwtAuth` layer and `RequireRoles` |
-//! | `axum` | yes | [`axum`]: the `Claims<T>` extractor (implies `tower`) |
-//! | `actix` | no | [`actix`]: middleware, extractor and role guards for actix-web |
-//! | `redis` | no | [`redis`]: revocation and refresh stores shared by a cluster |
+//! | `tower` | yes | `tower`: the `JwtAuth` layer and `RequireRoles` |
+//! | `axum` | yes | `axum`: the `Claims<T>` extractor (implies `tower`) |
+//! | `jwks` | yes | remote JWKS key sets and OIDC discovery (`RemoteJwks`) |
+//! | `toml` | yes | `VerifierConfig` from TOML files (`KEYCARD_CONFIG`) |
+//! | `actix` | no | `actix`: middleware, extractor and role guards for actix-web |
+//! | `redis` | no | `redis`: revocation, refresh and DPoP replay stores shared by a cluster |
+//! | `introspection` | no | RFC 7662 token introspection: opaque tokens behind the same layer |
+//! | `cache` | no | the opt-in verified-token cache (`VerifierBuilder::cache_verified_tokens`) |
+//! | `testing` | no | `testing::TestKit` (and `redis::testing` with `redis`), for your tests |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
