@@ -888,3 +888,77 @@ fn over_http2_the_authority_stands_for_host() {
         "a proof for another authority"
     );
 }
+
+/// The RFC 9728 document says what the server then enforces: derived from
+/// each DPoP policy and token-source set, and checked against what the same
+/// server accepts (a Bearer token in the header; a DPoP-bound token with
+/// its proof), on every adapter.
+#[test]
+fn the_resource_metadata_describes_what_the_server_enforces() {
+    use keycard::TokenSource;
+    let alice = alice();
+    let bound = bound_token(&alice.jkt());
+    let plain = at(&claims());
+    let cookie_only = || vec![TokenSource::Cookie("keycard_access".into())];
+    let default_sources = || {
+        vec![
+            TokenSource::BearerHeader,
+            TokenSource::Cookie("keycard_access".into()),
+        ]
+    };
+    for (policy, sources) in [
+        (None, default_sources()),
+        (Some(DpopPolicy::Allowed), default_sources()),
+        (Some(DpopPolicy::Required), default_sources()),
+        (None, cookie_only()),
+        (Some(DpopPolicy::Required), cookie_only()),
+    ] {
+        let mut b = verifier_builder()
+            .sources(sources.clone())
+            .protected_resource(format!("{ORIGIN}/me"))
+            .unwrap();
+        if let Some(p) = policy {
+            b = b.dpop(DpopConfig::new(p).public_origin(ORIGIN));
+        }
+        let v = b.build().unwrap();
+        let doc: Value = serde_json::from_str(&v.resource_metadata().unwrap().to_json()).unwrap();
+        let what = format!("{policy:?} {sources:?}: {doc}");
+        let says_header = doc["bearer_methods_supported"]
+            .as_array()
+            .expect("always published")
+            .contains(&json!("header"));
+        let dpop_algs = doc["dpop_signing_alg_values_supported"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            doc["dpop_bound_access_tokens_required"].as_bool(),
+            policy.map(|p| p == DpopPolicy::Required),
+            "{what}"
+        );
+        for adapter in ADAPTERS {
+            let bearer = call(adapter, &v, &Call::get("/me").bearer(&plain));
+            assert_eq!(
+                bearer.status == 200,
+                says_header,
+                "{adapter:?} Bearer, {what}"
+            );
+            let dpop = call(
+                adapter,
+                &v,
+                &dpop_call(&bound, &alice.proof("GET", "/me", &bound)),
+            );
+            assert_eq!(
+                dpop.status == 200,
+                !dpop_algs.is_empty(),
+                "{adapter:?} DPoP, {what}"
+            );
+        }
+        for alg in &dpop_algs {
+            assert!(
+                ["ES256", "ES384", "RS256", "PS256", "EdDSA"].contains(&alg.as_str().unwrap()),
+                "{what}"
+            );
+        }
+    }
+}

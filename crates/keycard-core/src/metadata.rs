@@ -52,9 +52,22 @@ pub struct ResourceMetadata {
     /// The scopes this resource understands.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
-    /// How tokens may be sent: `header` (RFC 6750 §2.1). keycard never
-    /// reads tokens from the body or the query string.
+    /// How Bearer tokens may be sent: `header` (RFC 6750 §2.1) when the
+    /// `Authorization: Bearer` source is on and DPoP is not required; else
+    /// empty (`[]`, RFC 9728 §2: no Bearer method). keycard never reads
+    /// tokens from the body or the query string, and a cookie or a custom
+    /// header is no RFC 6750 method: a cookie-only deployment publishes
+    /// `[]`, which is true for the clients that read this document.
     pub bearer_methods_supported: Vec<String>,
+    /// The DPoP proof algorithms accepted (RFC 9728 §2, RFC 9449), when
+    /// the verifier accepts the DPoP scheme.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dpop_signing_alg_values_supported: Vec<String>,
+    /// Whether every access token must be DPoP-bound (`true` with
+    /// `DpopPolicy::Required`), published whenever DPoP is configured, so
+    /// that a client never reads the RFC's default (`false`) by omission.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens_required: Option<bool>,
     /// The JWS algorithms the verifier accepts, when restricted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resource_signing_alg_values_supported: Vec<String>,
@@ -114,6 +127,8 @@ impl ResourceMetadata {
             authorization_servers: Vec::new(),
             scopes_supported: Vec::new(),
             bearer_methods_supported: vec!["header".into()],
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: None,
             resource_signing_alg_values_supported: Vec::new(),
             resource_name: None,
             resource_documentation: None,

@@ -500,6 +500,34 @@ impl VerifierBuilder {
             servers.dedup();
             m.authorization_servers = servers;
             m.scopes_supported = self.scopes_supported.clone();
+            // What this server enforces: Bearer in the header only when
+            // that source is on and DPoP is not required; DPoP's
+            // algorithms and whether binding is required.
+            let required = dpop
+                .as_ref()
+                .is_some_and(|d| d.cfg.policy == crate::dpop::DpopPolicy::Required);
+            let bearer_header = sources
+                .sources
+                .iter()
+                .any(|s| matches!(s, crate::TokenSource::BearerHeader));
+            m.bearer_methods_supported = if bearer_header && !required {
+                vec!["header".into()]
+            } else {
+                Vec::new()
+            };
+            if let Some(d) = &dpop {
+                // `Authorization: DPoP` is read by the Authorization
+                // header source: without it, no DPoP token is read either.
+                if d.accepts_dpop_scheme() && bearer_header {
+                    m.dpop_signing_alg_values_supported = d
+                        .cfg
+                        .algorithms
+                        .iter()
+                        .map(|a| crate::key::alg_name(*a).to_owned())
+                        .collect();
+                }
+                m.dpop_bound_access_tokens_required = Some(required);
+            }
             if let Some(algs) = &self.algorithms {
                 m.resource_signing_alg_values_supported = algs
                     .iter()
