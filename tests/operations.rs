@@ -146,6 +146,24 @@ async fn quickstart_operations(example: &str, signal: &str) {
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
+    // Before any token was decided, every series of the bounded label
+    // sets is already there at zero (no missing series after a deploy).
+    let first = res.text().await.unwrap();
+    for series in [
+        r#"keycard_auth_requests_total{outcome="verified"} 0"#,
+        r#"keycard_auth_requests_total{outcome="rejected",reason="expired"} 0"#,
+        r#"keycard_auth_requests_total{outcome="rejected",reason="bad_signature"} 0"#,
+        r#"keycard_auth_requests_total{outcome="rejected",reason="revoked"} 0"#,
+    ] {
+        assert!(
+            first.contains(series),
+            "{example}: no {series} in:\n{first}"
+        );
+    }
+    assert!(
+        first.contains("keycard_auth_duration_seconds"),
+        "{example}: the duration histogram is registered:\n{first}"
+    );
 
     // Traffic of every kind.
     let login = |user: &str, pass: &str| {

@@ -87,6 +87,37 @@ pub enum AuthErrorKind {
 }
 
 impl AuthErrorKind {
+    /// Every kind, for metrics created at zero and for tables.
+    pub const ALL: [AuthErrorKind; 27] = [
+        Self::Missing,
+        Self::MalformedRequest,
+        Self::MalformedToken,
+        Self::TokenTooLarge,
+        Self::UnsupportedHeader,
+        Self::UnknownKey,
+        Self::AlgorithmNotAllowed,
+        Self::BadSignature,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::InvalidLifetime,
+        Self::MissingClaim,
+        Self::InvalidClaimType,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::WrongTokenType,
+        Self::Revoked,
+        Self::InsufficientRole,
+        Self::InsufficientScope,
+        Self::CrossSiteRequest,
+        Self::StoreUnavailable,
+        Self::KeysUnavailable,
+        Self::LayerMissing,
+        Self::InvalidDpopProof,
+        Self::UseDpopNonce,
+        Self::BindingMismatch,
+        Self::Inactive,
+    ];
+
     /// The short, stable, non-sensitive sentence used as `error_description`.
     pub fn description(self) -> &'static str {
         match self {

@@ -5,6 +5,12 @@
 //! every metric label has a bounded set of values (no `sub`, `jti` or
 //! `kid`).
 //!
+//! Building a [`crate::Verifier`] creates the series of the decision
+//! metrics at zero (every `outcome` and `reason`, the cache's `result`
+//! when it has a cache) and registers the duration histogram, so that the
+//! first scrape after a deploy already has them: install the recorder
+//! before building the verifier.
+//!
 //! Metric names ([`names`]):
 //!
 //! | metric | type | labels |
@@ -92,6 +98,28 @@ pub(crate) fn rejected(reason: &'static str, since: Since) {
     metrics::counter!(names::AUTH_REQUESTS, "outcome" => "rejected", "reason" => reason)
         .increment(1);
     metrics::histogram!("keycard_auth_duration_seconds", "outcome" => "rejected").record(since);
+}
+
+/// Create every series of a verifier's bounded label sets at zero, so that
+/// the first scrape after a deploy already has them (Prometheus'
+/// instrumentation guidance: "avoid missing metrics"; `rate()` and alerts
+/// on absent series misbehave otherwise). `increment(0)` never resets a
+/// series another verifier already counts in. Histograms are registered
+/// with no sample. Call after the metrics recorder is installed.
+pub(crate) fn register(cache: bool) {
+    for outcome in ["verified", "anonymous", "rejected"] {
+        let _ = metrics::histogram!(names::AUTH_DURATION, "outcome" => outcome);
+    }
+    metrics::counter!(names::AUTH_REQUESTS, "outcome" => "verified").increment(0);
+    metrics::counter!(names::AUTH_REQUESTS, "outcome" => "anonymous").increment(0);
+    for kind in crate::AuthErrorKind::ALL {
+        metrics::counter!(names::AUTH_REQUESTS, "outcome" => "rejected", "reason" => kind.name())
+            .increment(0);
+    }
+    if cache {
+        metrics::counter!(names::CACHE, "result" => "hit").increment(0);
+        metrics::counter!(names::CACHE, "result" => "miss").increment(0);
+    }
 }
 
 pub(crate) fn cache(hit: bool) {

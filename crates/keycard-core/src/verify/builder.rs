@@ -439,6 +439,11 @@ impl VerifierBuilder {
                  (VerifierBuilder::audience, KEYCARD_AUDIENCE)"
             );
         }
+        #[cfg(feature = "cache")]
+        let cached = self.cache_capacity.is_some();
+        #[cfg(not(feature = "cache"))]
+        let cached = false;
+        crate::observe::register(cached);
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
         if leeway > MAX_LEEWAY {
             return Err(ConfigError::InvalidSetting("leeway above 5 minutes".into()));
