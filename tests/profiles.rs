@@ -393,3 +393,60 @@ fn answer(status: u16, challenge: Option<&http::HeaderValue>, body: String) -> A
         body,
     }
 }
+
+/// A role claim path means the same thing under every profile, from
+/// configuration as an operator writes it: a dotted path, a JSON Pointer,
+/// and a namespaced claim (Auth0's layout) each find the roles under
+/// `generic`, `keycloak`, `auth0`, `entra`, `cognito`, `okta` and `google`.
+/// (Under `auth0` a JSON Pointer was once taken as a literal claim name,
+/// and every request got 403.)
+#[test]
+fn role_claim_paths_mean_the_same_under_every_profile() {
+    std::env::set_var(
+        "KEYCARD_PROFILE_TEST_SECRET",
+        "profiles-test-secret-0123456789abcdef!!",
+    );
+    let claims = json!({
+        "iss": "https://idp.test/", "aud": "api", "sub": "alice", "azp": "web",
+        "client_id": "web", "scope": "openid", "token_use": "access",
+        "iat": now(), "exp": now() + 600,
+        "app": {"roles": ["admin"]},
+        "https://shop.test/roles": ["admin"],
+    });
+    let token = {
+        let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
+        h.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(
+            &h,
+            &claims,
+            &EncodingKey::from_secret(b"profiles-test-secret-0123456789abcdef!!"),
+        )
+        .unwrap()
+    };
+    for profile in [
+        "generic", "keycloak", "auth0", "entra", "cognito", "okta", "google",
+    ] {
+        for path in [
+            "app.roles",
+            "/app/roles",
+            "/https:~1~1shop.test~1roles",
+            "https://shop.test/roles",
+        ] {
+            let client = if profile == "keycloak" {
+                "client_id = \"web\"\n"
+            } else {
+                ""
+            };
+            let cfg = keycard::config::VerifierConfig::from_toml_str(&format!(
+                "profile = \"{profile}\"\n{client}role_claims = [\"{path}\"]\n\
+                 [[providers]]\nissuer = \"https://idp.test/\"\naudiences = [\"api\"]\n\
+                 keys = [{{ alg = \"HS256\", secret_env = \"KEYCARD_PROFILE_TEST_SECRET\" }}]\n"
+            ))
+            .unwrap();
+            let v = cfg.build().unwrap();
+            let verified =
+                block(v.verify(&token)).unwrap_or_else(|e| panic!("{profile} {path}: {e}"));
+            assert_eq!(verified.roles(), ["admin"], "{profile} {path}");
+        }
+    }
+}

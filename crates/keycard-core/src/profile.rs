@@ -122,7 +122,9 @@ impl Profile {
     pub fn auth0(roles_claim_key: &str) -> Self {
         Self {
             name: "auth0",
-            role_claims: vec![ClaimPath::key(roles_claim_key)],
+            // As `ClaimPath::parse` reads it, as under every profile: a
+            // namespaced URL is one key, `/...` a JSON Pointer.
+            role_claims: vec![ClaimPath::parse(roles_claim_key)],
             scope_claims: vec![ClaimPath::parse("scope"), ClaimPath::parse("permissions")],
             client_id_claim: ClaimPath::parse("azp"),
             marker: Some(TokenMarker::AnyClaimPresent(vec![ClaimPath::parse(

@@ -13,8 +13,15 @@ use crate::verify::Verified;
 pub struct ClaimPath(pub(crate) Vec<String>);
 
 impl ClaimPath {
-    /// A dotted path, or a JSON Pointer when it starts with `/`.
+    /// A JSON Pointer when it starts with `/`; one literal top-level key
+    /// when it holds `://` (a namespaced claim such as Auth0's
+    /// `https://example.com/roles`, which no dotted path could name); else
+    /// a dotted path. The same text means the same claim under every
+    /// provider profile.
     pub fn parse(path: &str) -> Self {
+        if !path.starts_with('/') && path.contains("://") {
+            return Self::key(path);
+        }
         if let Some(pointer) = path.strip_prefix('/') {
             Self(
                 pointer

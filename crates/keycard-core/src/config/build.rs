@@ -285,9 +285,23 @@ impl VerifierConfig {
                 b = b.client_ids([client.clone()]);
             }
         }
-        if let Some(roles) = self.role_claims.as_ref().filter(|_| profile != "auth0") {
+        if let Some(roles) = self.role_claims.as_ref() {
             if roles.is_empty() {
                 return Err(field_error("role_claims", "empty list"));
+            }
+            // Auth0 adds custom claims to access tokens only when they are
+            // namespaced (a URL): any other top-level name never arrives.
+            if profile == "auth0" {
+                for r in roles {
+                    let path = crate::ClaimPath::parse(r.trim());
+                    let top = path.segments().first().map_or("", String::as_str);
+                    if !top.contains("://") {
+                        tracing::warn!(
+                            role_claim = %echo(r),
+                            "KEYCARD_ROLE_CLAIM under the auth0 profile names a claim that is not namespaced (https://...): Auth0 does not put such claims in access tokens, so no role will ever be found there"
+                        );
+                    }
+                }
             }
             b = b.role_claims(roles.iter().map(|p| crate::ClaimPath::parse(p.trim())));
         }
