@@ -865,6 +865,19 @@ mod typed_mode {
                 let (input, _) = bad.rsplit_once('.').unwrap();
                 format!("{input}.{}", good.rsplit_once('.').unwrap().1)
             },
+            // A payload the untyped pass refuses (a duplicate member),
+            // under another token's valid signature: refused for the
+            // payload in both modes, the signature checked once.
+            {
+                let good = at(&claims());
+                let bad = unsigned(
+                    r#"{"alg":"HS256","typ":"at+jwt"}"#,
+                    r#"{"sub":"boom","exp":9999999999,"exp":1}"#,
+                    "x",
+                );
+                let (input, _) = bad.rsplit_once('.').unwrap();
+                format!("{input}.{}", good.rsplit_once('.').unwrap().1)
+            },
         ]
     }
 
@@ -877,11 +890,17 @@ mod typed_mode {
                 let mut headers = http::HeaderMap::new();
                 headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
                 let (attempt, t) = v.authenticate_now_typed::<Watching, _>("GET", None, &headers);
-                assert!(
-                    matches!(attempt, keycard::adapter::Attempt::Done(Err(_))),
-                    "{what}"
-                );
+                let keycard::adapter::Attempt::Done(Err(typed)) = attempt else {
+                    panic!("{what}: a forged token passed typed")
+                };
                 assert!(t.is_none());
+                // The same refusal as the untyped path gives.
+                let keycard::adapter::Attempt::Done(Err(untyped)) =
+                    v.authenticate_now_at("GET", None, &headers)
+                else {
+                    panic!("{what}: a forged token passed")
+                };
+                assert_eq!(typed.kind(), untyped.kind(), "{what}: {token}");
                 // tower (and so axum) and actix-web, typed layers.
                 let tower = tokio::runtime::Builder::new_current_thread()
                     .build()

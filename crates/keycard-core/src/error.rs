@@ -598,6 +598,47 @@ macro_rules! rejection_newtype {
 
 #[cfg(test)]
 mod tests {
+    /// `ALL` lists every kind once, in order: the match has no wildcard,
+    /// so a new kind does not compile until it has a place here (and in
+    /// `ALL`, which this test then checks).
+    #[test]
+    fn all_lists_every_kind_once() {
+        fn place(k: AuthErrorKind) -> usize {
+            match k {
+                AuthErrorKind::Missing => 0,
+                AuthErrorKind::MalformedRequest => 1,
+                AuthErrorKind::MalformedToken => 2,
+                AuthErrorKind::TokenTooLarge => 3,
+                AuthErrorKind::UnsupportedHeader => 4,
+                AuthErrorKind::UnknownKey => 5,
+                AuthErrorKind::AlgorithmNotAllowed => 6,
+                AuthErrorKind::BadSignature => 7,
+                AuthErrorKind::Expired => 8,
+                AuthErrorKind::NotYetValid => 9,
+                AuthErrorKind::InvalidLifetime => 10,
+                AuthErrorKind::MissingClaim => 11,
+                AuthErrorKind::InvalidClaimType => 12,
+                AuthErrorKind::WrongIssuer => 13,
+                AuthErrorKind::WrongAudience => 14,
+                AuthErrorKind::WrongTokenType => 15,
+                AuthErrorKind::Revoked => 16,
+                AuthErrorKind::InsufficientRole => 17,
+                AuthErrorKind::InsufficientScope => 18,
+                AuthErrorKind::CrossSiteRequest => 19,
+                AuthErrorKind::StoreUnavailable => 20,
+                AuthErrorKind::KeysUnavailable => 21,
+                AuthErrorKind::LayerMissing => 22,
+                AuthErrorKind::InvalidDpopProof => 23,
+                AuthErrorKind::UseDpopNonce => 24,
+                AuthErrorKind::BindingMismatch => 25,
+                AuthErrorKind::Inactive => 26,
+            }
+        }
+        for (i, k) in AuthErrorKind::ALL.iter().enumerate() {
+            assert_eq!(place(*k), i, "{k:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -54,6 +54,17 @@ fn client() -> Client {
     }
 }
 
+/// An access token bound to `c`'s key.
+fn bound_token(c: &Client) -> String {
+    TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
+        .audience("api")
+        .build()
+        .unwrap()
+        .issue_bound("alice", None, &json!({}), &thumbprint(&c.jwk).unwrap())
+        .unwrap()
+        .token
+}
+
 fn proof(c: &Client, token: &str) -> String {
     proof_at(c, token, keycard_core::unix_now())
 }
@@ -123,13 +134,7 @@ async fn a_proof_used_on_one_node_is_refused_on_another_and_an_outage_fails_clos
     let (a, b) = two_nodes(&redis).await;
     let (node_a, node_b) = (node(&a), node(&b));
     let c = client();
-    let token = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
-        .audience("api")
-        .build()
-        .unwrap()
-        .issue_bound("alice", None, &json!({}), &thumbprint(&c.jwk).unwrap())
-        .unwrap()
-        .token;
+    let token = bound_token(&c);
 
     let p = proof(&c, &token);
     assert_eq!(present(&node_a, &token, &p).await, Ok(()));
@@ -173,13 +178,7 @@ async fn a_node_whose_clock_lags_redis_still_records_proofs() {
     let (node_a, node_b) = (lagging(&a), lagging(&b));
     let c = client();
     let now = keycard_core::unix_now() + lag;
-    let token = TokenIssuer::builder(SigningKey::hs256(SECRET).unwrap())
-        .audience("api")
-        .build()
-        .unwrap()
-        .issue_bound("alice", None, &json!({}), &thumbprint(&c.jwk).unwrap())
-        .unwrap()
-        .token;
+    let token = bound_token(&c);
     let p = proof_at(&c, &token, now);
     assert_eq!(present(&node_a, &token, &p).await, Ok(()));
     assert_eq!(

@@ -116,7 +116,17 @@ impl Verifier {
             l @ (KeyLookup::One(_) | KeyLookup::Found(_)) => l,
             _ => return None,
         };
-        let key = self.signed_by(keys.keys(), token, u.signing_input_len)?;
+        let Some(key) = self.signed_by(keys.keys(), token, u.signing_input_len) else {
+            // The untyped path would refuse it too: with the payload's
+            // own error when it has one (checked first there), else the
+            // signature's. Without checking the signature a second time.
+            return Some(Attempt::Done(Err(self.err(
+                match walked(u, &mut Untyped) {
+                    Err(e) => e,
+                    Ok(_) => AuthErrorKind::BadSignature.into(),
+                },
+            ))));
+        };
         let p = match walked(u, walk) {
             Ok(p) => p,
             Err(e) => return Some(Attempt::Done(Err(self.err(e)))),
